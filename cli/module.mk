@@ -1,0 +1,1 @@
+CLI_SRCS := cli/modelc.c

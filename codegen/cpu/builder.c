@@ -1,0 +1,226 @@
+/* codegen/cpu/builder.c — the KB helpers (see internal.h). */
+#include <string.h>
+
+#include "codegen/cpu/internal.h"
+
+void kb_init(KB *k, LLVMContextRef ctx, LLVMModuleRef mod, int vw, const char *cpu, const char *features)
+{
+    memset(k, 0, sizeof *k);
+    k->ctx = ctx;
+    k->mod = mod;
+    k->vw = vw;
+    k->cpu = cpu;
+    k->features = features;
+    k->b = LLVMCreateBuilderInContext(ctx);
+    k->ab = LLVMCreateBuilderInContext(ctx);
+    k->voidt = LLVMVoidTypeInContext(ctx);
+    k->i1 = LLVMInt1TypeInContext(ctx);
+    k->i16 = LLVMInt16TypeInContext(ctx);
+    k->i32 = LLVMInt32TypeInContext(ctx);
+    k->i64 = LLVMInt64TypeInContext(ctx);
+    k->f16 = LLVMHalfTypeInContext(ctx);
+    k->f32 = LLVMFloatTypeInContext(ctx);
+    k->f64 = LLVMDoubleTypeInContext(ctx);
+    k->i8p = LLVMPointerType(LLVMInt8TypeInContext(ctx), 0);
+    k->vf = LLVMVectorType(k->f32, (unsigned)vw);
+    k->vh = LLVMVectorType(k->f16, (unsigned)vw);
+    k->vi16 = LLVMVectorType(k->i16, (unsigned)vw);
+    k->vi32 = LLVMVectorType(k->i32, (unsigned)vw);
+}
+
+static void add_attr(KB *k, const char *key, const char *val)
+{
+    LLVMAttributeRef a = LLVMCreateStringAttribute(k->ctx, key, (unsigned)strlen(key), val, (unsigned)strlen(val));
+    LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex, a);
+}
+
+/* void name(i8** bufs, i64 T, i64 pos0, i64 lo, i64 hi) */
+void kb_begin(KB *k, const char *name)
+{
+    LLVMTypeRef params[] = {LLVMPointerType(k->i8p, 0), k->i64, k->i64, k->i64, k->i64};
+    LLVMTypeRef ft = LLVMFunctionType(k->voidt, params, 5, 0);
+    k->fn = LLVMAddFunction(k->mod, name, ft);
+    unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(k->ctx, nounwind, 0));
+    add_attr(k, "target-cpu", k->cpu);
+    add_attr(k, "target-features", k->features);
+    k->bufs = LLVMGetParam(k->fn, 0);
+    k->T = LLVMGetParam(k->fn, 1);
+    k->pos0 = LLVMGetParam(k->fn, 2);
+    k->lo = LLVMGetParam(k->fn, 3);
+    k->hi = LLVMGetParam(k->fn, 4);
+    k->entry = LLVMAppendBasicBlockInContext(k->ctx, k->fn, "entry");
+    k->start = LLVMAppendBasicBlockInContext(k->ctx, k->fn, "start");
+    LLVMPositionBuilderAtEnd(k->ab, k->entry);
+    LLVMPositionBuilderAtEnd(k->b, k->start);
+}
+
+void kb_finish(KB *k)
+{
+    LLVMBuildRetVoid(k->b);
+    LLVMBuildBr(k->ab, k->start);
+}
+
+LLVMValueRef kb_i64(KB *k, int64_t v) { return LLVMConstInt(k->i64, (unsigned long long)v, 1); }
+LLVMValueRef kb_f32(KB *k, double v) { return LLVMConstReal(k->f32, v); }
+LLVMValueRef kb_add(KB *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(k->b, a, b, ""); }
+LLVMValueRef kb_mul(KB *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildMul(k->b, a, b, ""); }
+
+LLVMValueRef kb_vsplat(KB *k, LLVMValueRef s)
+{
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(s), (unsigned)k->vw);
+    LLVMValueRef v = LLVMBuildInsertElement(k->b, LLVMGetUndef(vt), s, LLVMConstInt(k->i32, 0, 0), "");
+    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(k->i32, (unsigned)k->vw));
+    return LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(vt), zeros, "");
+}
+
+LLVMTypeRef kb_elem(KB *k, DType t)
+{
+    switch (t) {
+    case DT_F32: return k->f32;
+    case DT_F16: return k->f16;
+    case DT_BF16: return k->i16;
+    case DT_I32: return k->i32;
+    default: IR_BUG("no element type for %s", ir_dtype_name(t));
+    }
+}
+
+LLVMValueRef kb_arg(KB *k, int i, LLVMTypeRef elem)
+{
+    LLVMValueRef slot = LLVMBuildGEP2(k->b, k->i8p, k->bufs, (LLVMValueRef[]){kb_i64(k, i)}, 1, "");
+    LLVMValueRef p = LLVMBuildLoad2(k->b, k->i8p, slot, "");
+    return LLVMBuildBitCast(k->b, p, LLVMPointerType(elem, 0), "");
+}
+
+LLVMValueRef kb_gep(KB *k, LLVMValueRef base, LLVMValueRef idx)
+{
+    LLVMTypeRef elem = LLVMGetElementType(LLVMTypeOf(base));
+    return LLVMBuildInBoundsGEP2(k->b, elem, base, &idx, 1, "");
+}
+
+static LLVMValueRef widen(KB *k, LLVMValueRef raw, DType t, bool vec)
+{
+    switch (t) {
+    case DT_F32: return raw;
+    case DT_F16: return LLVMBuildFPExt(k->b, raw, vec ? k->vf : k->f32, "");
+    case DT_BF16: {
+        LLVMTypeRef it = vec ? k->vi32 : k->i32;
+        LLVMValueRef w = LLVMBuildZExt(k->b, raw, it, "");
+        LLVMValueRef sh = vec ? kb_vsplat(k, LLVMConstInt(k->i32, 16, 0)) : LLVMConstInt(k->i32, 16, 0);
+        return LLVMBuildBitCast(k->b, LLVMBuildShl(k->b, w, sh, ""), vec ? k->vf : k->f32, "");
+    }
+    default: IR_BUG("cannot widen %s", ir_dtype_name(t));
+    }
+}
+
+LLVMValueRef kb_loadv(KB *k, LLVMValueRef base, LLVMValueRef idx, DType t)
+{
+    LLVMTypeRef vt = t == DT_F32 ? k->vf : t == DT_F16 ? k->vh : k->vi16;
+    LLVMValueRef p = LLVMBuildBitCast(k->b, kb_gep(k, base, idx), LLVMPointerType(vt, 0), "");
+    LLVMValueRef v = LLVMBuildLoad2(k->b, vt, p, "");
+    LLVMSetAlignment(v, t == DT_F32 ? 4 : 2);
+    return widen(k, v, t, true);
+}
+
+LLVMValueRef kb_loads(KB *k, LLVMValueRef base, LLVMValueRef idx, DType t)
+{
+    LLVMValueRef v = LLVMBuildLoad2(k->b, kb_elem(k, t), kb_gep(k, base, idx), "");
+    LLVMSetAlignment(v, t == DT_F32 || t == DT_I32 ? 4 : 2);
+    return t == DT_I32 ? v : widen(k, v, t, false);
+}
+
+void kb_storev(KB *k, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v)
+{
+    LLVMValueRef p = LLVMBuildBitCast(k->b, kb_gep(k, base, idx), LLVMPointerType(k->vf, 0), "");
+    LLVMSetAlignment(LLVMBuildStore(k->b, v, p), 4);
+}
+
+void kb_stores(KB *k, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v)
+{
+    LLVMSetAlignment(LLVMBuildStore(k->b, v, kb_gep(k, base, idx)), 4);
+}
+
+/* Pairwise tree: fixed order, so results do not depend on the thread split. */
+static LLVMValueRef reduce(KB *k, LLVMValueRef v, bool max)
+{
+    for (int n = k->vw; n > 1; n /= 2) {
+        LLVMValueRef lo_idx[32], hi_idx[32];
+        for (int i = 0; i < n / 2; i++) {
+            lo_idx[i] = LLVMConstInt(k->i32, (unsigned)i, 0);
+            hi_idx[i] = LLVMConstInt(k->i32, (unsigned)(i + n / 2), 0);
+        }
+        LLVMValueRef lo = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(lo_idx, (unsigned)n / 2), "");
+        LLVMValueRef hi = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(hi_idx, (unsigned)n / 2), "");
+        if (max)
+            v = LLVMBuildSelect(k->b, LLVMBuildFCmp(k->b, LLVMRealOGE, lo, hi, ""), lo, hi, "");
+        else
+            v = LLVMBuildFAdd(k->b, lo, hi, "");
+    }
+    return LLVMBuildExtractElement(k->b, v, LLVMConstInt(k->i32, 0, 0), "");
+}
+
+LLVMValueRef kb_hsum(KB *k, LLVMValueRef v) { return reduce(k, v, false); }
+LLVMValueRef kb_hmax(KB *k, LLVMValueRef v) { return reduce(k, v, true); }
+
+LLVMValueRef kb_call(KB *k, const char *name, LLVMTypeRef overload, LLVMValueRef *args, int n)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    IR_ASSERT(id != 0);
+    size_t no = overload ? 1 : 0;
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(k->mod, id, &overload, no);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(k->ctx, id, &overload, no);
+    return LLVMBuildCall2(k->b, ft, f, args, (unsigned)n, "");
+}
+
+LLVMValueRef kb_fma(KB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+{
+    return kb_call(k, "llvm.fma", LLVMTypeOf(a), (LLVMValueRef[]){a, b, c}, 3);
+}
+
+LLVMValueRef kb_alloca(KB *k, LLVMTypeRef t, LLVMValueRef init)
+{
+    LLVMValueRef v = LLVMBuildAlloca(k->ab, t, "");
+    if (init)
+        LLVMBuildStore(k->b, init, v);
+    return v;
+}
+
+LLVMValueRef kb_alloca_array(KB *k, LLVMTypeRef t, int64_t n)
+{
+    LLVMValueRef a = LLVMBuildAlloca(k->ab, LLVMArrayType(t, (unsigned)n), "");
+    return LLVMBuildBitCast(k->ab, a, LLVMPointerType(t, 0), "");
+}
+
+LLVMValueRef kb_get(KB *k, LLVMValueRef var)
+{
+    return LLVMBuildLoad2(k->b, LLVMGetAllocatedType(var), var, "");
+}
+
+void kb_set(KB *k, LLVMValueRef var, LLVMValueRef v)
+{
+    LLVMBuildStore(k->b, v, var);
+}
+
+/* for (i = start; i < end; i += step) — returns i inside the body. */
+LLVMValueRef kb_loop(KB *k, Loop *l, LLVMValueRef start, LLVMValueRef end, LLVMValueRef step)
+{
+    l->var = kb_alloca(k, k->i64, start);
+    l->end = end;
+    l->step = step;
+    l->head = LLVMAppendBasicBlockInContext(k->ctx, k->fn, "loop");
+    l->body = LLVMAppendBasicBlockInContext(k->ctx, k->fn, "body");
+    l->exit = LLVMAppendBasicBlockInContext(k->ctx, k->fn, "exit");
+    LLVMBuildBr(k->b, l->head);
+    LLVMPositionBuilderAtEnd(k->b, l->head);
+    LLVMValueRef i = kb_get(k, l->var);
+    LLVMBuildCondBr(k->b, LLVMBuildICmp(k->b, LLVMIntSLT, i, end, ""), l->body, l->exit);
+    LLVMPositionBuilderAtEnd(k->b, l->body);
+    return kb_get(k, l->var);
+}
+
+void kb_loop_end(KB *k, Loop *l)
+{
+    kb_set(k, l->var, LLVMBuildAdd(k->b, kb_get(k, l->var), l->step, ""));
+    LLVMBuildBr(k->b, l->head);
+    LLVMPositionBuilderAtEnd(k->b, l->exit);
+}

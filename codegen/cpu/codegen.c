@@ -1,0 +1,462 @@
+/* codegen/cpu/codegen.c — driving the CPU backend: the host target, the
+ * program tables (buffers and launches), optimization, JIT and emission. */
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/cpu/internal.h"
+
+struct CpuModule {
+    Compilation *c;
+    LLVMOrcThreadSafeContextRef tsc;
+    LLVMModuleRef mod;
+    LLVMTargetMachineRef tm;
+    LLVMOrcLLJITRef jit;
+    RtProgram prog;
+    const char **comment;          /* per launch */
+    char *cpu, *features, *triple;
+};
+
+static CpuEmitFn *const emit_table[OP_COUNT] = {
+#define OP(id, name, sig, kw, flags, infer, emit) [OP_##id] = emit,
+#include "ir/ops.def"
+#undef OP
+};
+
+/* ---- host --------------------------------------------------------------- */
+
+static void init_llvm(void)
+{
+    static bool done;
+    if (done)
+        return;
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    LLVMInitializeNativeAsmParser();
+    done = true;
+}
+
+static int host_vector_width(const char *features)
+{
+    if (strstr(features, "+avx512f"))
+        return 16;
+    if (strstr(features, "+avx"))
+        return 8;
+    return 4;
+}
+
+const char *cpu_host_description(void)
+{
+    static char buf[4096];
+    init_llvm();
+    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+    const char *want[] = {"+avx512f", "+avx512bw", "+avx512vl", "+avx512fp16", "+avx2", "+fma", "+f16c", "+avx"};
+    size_t k = (size_t)snprintf(buf, sizeof buf, "cpu=%s vector=%d features=", cpu, host_vector_width(feat));
+    bool first = true;
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        const char *p = strstr(feat, want[i]);
+        if (p && (p[strlen(want[i])] == ',' || !p[strlen(want[i])])) {
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", first ? "" : ",", want[i] + 1);
+            first = false;
+        }
+    }
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(feat);
+    return buf;
+}
+
+static LLVMTargetMachineRef host_machine(CpuModule *m, int opt, Diags *d)
+{
+    char *err = NULL;
+    LLVMTargetRef target;
+    if (LLVMGetTargetFromTriple(m->triple, &target, &err)) {
+        diag_error_nopos(d, "LLVM has no target for %s: %s", m->triple, err);
+        LLVMDisposeMessage(err);
+        return NULL;
+    }
+    LLVMCodeGenOptLevel lvl = opt >= 3 ? LLVMCodeGenLevelAggressive : opt == 2 ? LLVMCodeGenLevelDefault
+                              : opt == 1 ? LLVMCodeGenLevelLess : LLVMCodeGenLevelNone;
+    return LLVMCreateTargetMachine(target, m->triple, m->cpu, m->features, lvl, LLVMRelocPIC, LLVMCodeModelDefault);
+}
+
+/* ---- program tables -------------------------------------------------------- */
+
+static RtDType rt_dtype(DType t)
+{
+    switch (t) {
+    case DT_F32: return RT_F32;
+    case DT_F16: return RT_F16;
+    case DT_BF16: return RT_BF16;
+    case DT_I32: return RT_I32;
+    default: IR_BUG("no runtime dtype for %s", ir_dtype_name(t));
+    }
+}
+
+static int new_buf(CpuGen *g)
+{
+    if (g->nbufs == g->capbufs) {
+        g->capbufs *= 2;
+        RtBuf *nb = arena_alloc(g->c->arena, (size_t)g->capbufs * sizeof *nb);
+        memcpy(nb, g->bufs, (size_t)g->nbufs * sizeof *nb);
+        g->bufs = nb;
+    }
+    return g->nbufs++;
+}
+
+const char *cpu_kernel_name(CpuGen *g, Node *n, const char *suffix)
+{
+    char clean[64] = "";
+    if (n->name) {
+        size_t j = 0;
+        for (const char *p = n->name; *p && j < sizeof clean - 1; p++)
+            clean[j++] = (char)((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ? *p : '_');
+        clean[j] = 0;
+    }
+    const char *layer = n->layer >= 0 ? arena_printf(g->c->arena, "_L%d", n->layer) : "";
+    return arena_printf(g->c->arena, "k%d_%s%s%s%s%s", n->id, ir_op_name(n->op), clean[0] ? "_" : "", clean, layer,
+                        suffix);
+}
+
+static const char *node_text(Arena *a, const Node *n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return "";
+    ir_print_node(n, f);
+    fclose(f);
+    char *s = arena_strdup(a, buf);
+    free(buf);
+    size_t l = strlen(s);
+    while (l && s[l - 1] == '\n')
+        s[--l] = 0;
+    while (*s == ' ')
+        s++;
+    return s;
+}
+
+int cpu_launch(CpuGen *g, Node *n, const char *fn_name, int nargs, const int *args, int64_t work_per_tok,
+               int64_t work_const, int64_t grain)
+{
+    if (g->nlaunch == g->caplaunch) {
+        g->caplaunch = g->caplaunch ? 2 * g->caplaunch : 64;
+        RtLaunch *nl = arena_alloc(g->c->arena, (size_t)g->caplaunch * sizeof *nl);
+        const char **nc = arena_alloc(g->c->arena, (size_t)g->caplaunch * sizeof *nc);
+        if (g->nlaunch) {
+            memcpy(nl, g->launch, (size_t)g->nlaunch * sizeof *nl);
+            memcpy(nc, g->fn_comment, (size_t)g->nlaunch * sizeof *nc);
+        }
+        g->launch = nl;
+        g->fn_comment = nc;
+    }
+    RtLaunch *l = &g->launch[g->nlaunch];
+    IR_ASSERT(nargs <= 8);
+    l->kernel = fn_name;
+    l->nargs = nargs;
+    memcpy(l->args, args, (size_t)nargs * sizeof *args);
+    l->work_per_tok = work_per_tok;
+    l->work_const = work_const;
+    l->grain = grain;
+    l->what = node_text(g->c->arena, n);
+    g->fn_comment[g->nlaunch] = l->what;
+    return g->nlaunch++;
+}
+
+/* Buffers for leaves and slots; checks the graph is one the runtime can feed:
+ * one i32 [seq] input of token ids, first output f32 [seq, vocab]. */
+static bool assign_buffers(CpuGen *g, RtProgram *p)
+{
+    Graph *gr = g->c->graph;
+    Diags *d = g->c->diags;
+    int *slot_buf = arena_alloc(g->c->arena, (size_t)(gr->nslots + 1) * sizeof *slot_buf);
+    for (int s = 0; s < gr->nslots; s++) {
+        slot_buf[s] = new_buf(g);
+        g->bufs[slot_buf[s]].kind = RB_SLOT;
+        g->bufs[slot_buf[s]].slot = s;
+    }
+    p->tokens_buf = p->logits_buf = -1;
+    for (int i = 0; i < gr->n; i++) {
+        Node *n = gr->nodes[i];
+        if (n->op == OP_INPUT) {
+            if (p->tokens_buf >= 0 || n->dt != DT_I32 || n->rank != 1 || n->shape[0] != DIM_SEQ) {
+                diag_error(d, n->loc, "the CPU runtime takes exactly one input, token ids i32[seq]");
+                return false;
+            }
+            int b = new_buf(g);
+            g->bufs[b] = (RtBuf){.kind = RB_INPUT, .name = n->weight, .dtype = RT_I32, .rank = 1};
+            g->node_buf[i] = p->tokens_buf = b;
+        } else if (n->op == OP_WEIGHT) {
+            int b = new_buf(g);
+            g->bufs[b] = (RtBuf){.kind = RB_WEIGHT, .name = n->weight, .dtype = rt_dtype(n->dt), .rank = n->rank};
+            memcpy(g->bufs[b].shape, n->shape, (size_t)n->rank * sizeof *n->shape);
+            g->node_buf[i] = b;
+        } else {
+            IR_ASSERT(n->buf >= 0 && n->buf < gr->nslots);
+            g->node_buf[i] = slot_buf[n->buf];
+        }
+        if (n->op == OP_EMBEDDING && (!p->n_token_ids || n->src[0]->shape[0] < p->n_token_ids))
+            p->n_token_ids = n->src[0]->shape[0];
+        if (n->output && p->logits_buf < 0) {
+            if (n->dt != DT_F32 || n->rank != 2 || n->shape[0] != DIM_SEQ || (ir_ops[n->op].flags & OPF_LEAF)) {
+                diag_error(d, n->loc, "output '%s' must be computed logits f32[seq, vocab]", n->output);
+                return false;
+            }
+            p->logits_buf = g->node_buf[i];
+            p->vocab = n->shape[1];
+        }
+    }
+    if (p->tokens_buf < 0) {
+        diag_error(d, g->c->module->loc, "model '%s' has no input of token ids i32[seq]", gr->name);
+        return false;
+    }
+    return true;
+}
+
+bool cpu_codegen(Compilation *c, const CpuOptions *o, CpuModule **out)
+{
+    init_llvm();
+    Diags *d = c->diags;
+    if (c->unbound) {
+        diag_error_nopos(d, "cannot generate code: some parameters have no value (give --weights, --config or --set)");
+        return false;
+    }
+    CpuModule *m = calloc(1, sizeof *m);
+    if (!m) {
+        diag_error_nopos(d, "out of memory");
+        return false;
+    }
+    m->c = c;
+    m->triple = LLVMGetDefaultTargetTriple();
+    m->cpu = LLVMGetHostCPUName();
+    m->features = LLVMGetHostCPUFeatures();
+    m->tsc = LLVMOrcCreateNewThreadSafeContext();
+    LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(m->tsc);
+    m->mod = LLVMModuleCreateWithNameInContext(c->graph->name, ctx);
+    LLVMSetTarget(m->mod, m->triple);
+    int opt = o ? o->opt_level : 3;
+    m->tm = host_machine(m, opt, d);
+    if (!m->tm) {
+        cpu_module_free(m);
+        return false;
+    }
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(m->tm);
+    char *layout = LLVMCopyStringRepOfTargetData(td);
+    LLVMSetDataLayout(m->mod, layout);
+    LLVMDisposeMessage(layout);
+    LLVMDisposeTargetData(td);
+
+    CpuGen g = {.c = c};
+    g.capbufs = 64;
+    g.bufs = arena_alloc(c->arena, (size_t)g.capbufs * sizeof *g.bufs);
+    g.node_buf = arena_alloc(c->arena, (size_t)c->graph->n * sizeof *g.node_buf);
+    int vw = o && o->vector_width ? o->vector_width : host_vector_width(m->features);
+    kb_init(&g.k, ctx, m->mod, vw, m->cpu, m->features);
+    RtProgram *p = &m->prog;
+    if (!assign_buffers(&g, p)) {
+        LLVMDisposeBuilder(g.k.b);
+        LLVMDisposeBuilder(g.k.ab);
+        cpu_module_free(m);
+        return false;
+    }
+    for (int i = 0; i < c->graph->n; i++) {
+        Node *n = c->graph->nodes[i];
+        if (!emit_table[n->op](&g, n)) {
+            LLVMDisposeBuilder(g.k.b);
+            LLVMDisposeBuilder(g.k.ab);
+            cpu_module_free(m);
+            return false;
+        }
+    }
+    LLVMDisposeBuilder(g.k.b);
+    LLVMDisposeBuilder(g.k.ab);
+
+    char *msg = NULL;
+    if (LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {
+        fprintf(stderr, "%s\n", msg);
+        IR_BUG("generated LLVM module does not verify");
+    }
+    LLVMDisposeMessage(msg);
+    if (opt > 0) {
+        LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+        LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+        LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+        char pipeline[32];
+        snprintf(pipeline, sizeof pipeline, "default<O%d>", opt);
+        LLVMErrorRef e = LLVMRunPasses(m->mod, pipeline, m->tm, po);
+        LLVMDisposePassBuilderOptions(po);
+        if (e) {
+            char *em = LLVMGetErrorMessage(e);
+            diag_error_nopos(d, "LLVM optimization failed: %s", em);
+            LLVMDisposeErrorMessage(em);
+            cpu_module_free(m);
+            return false;
+        }
+    }
+    p->model = c->graph->name;
+    p->nbufs = g.nbufs;
+    p->bufs = g.bufs;
+    p->nslots = c->graph->nslots;
+    p->slot_per_tok = c->graph->slot_per_tok;
+    p->slot_const = c->graph->slot_const;
+    p->nlaunch = g.nlaunch;
+    p->launch = g.launch;
+    m->comment = g.fn_comment;
+    *out = m;
+    return true;
+}
+
+const RtProgram *cpu_program(const CpuModule *m)
+{
+    return &m->prog;
+}
+
+/* ---- JIT ------------------------------------------------------------------ */
+
+static bool llvm_err(Diags *d, LLVMErrorRef e, const char *what)
+{
+    if (!e)
+        return true;
+    char *msg = LLVMGetErrorMessage(e);
+    diag_error_nopos(d, "%s: %s", what, msg);
+    LLVMDisposeErrorMessage(msg);
+    return false;
+}
+
+/* The C library functions generated code may call, bound by address so the
+ * JIT needs no dynamic symbol lookup for them. */
+static bool add_libm(CpuModule *m, LLVMOrcJITDylibRef jd, Diags *d)
+{
+    static const struct { const char *name; void *addr; } syms[] = {
+        {"expf", (void *)expf}, {"exp", (void *)exp}, {"cos", (void *)cos}, {"sin", (void *)sin},
+        {"cosf", (void *)cosf}, {"sinf", (void *)sinf}, {"sqrtf", (void *)sqrtf}, {"memcpy", (void *)memcpy},
+        {"memset", (void *)memset}, {"memmove", (void *)memmove},
+    };
+    enum { N = sizeof syms / sizeof *syms };
+    LLVMJITCSymbolMapPair pairs[N];
+    for (int i = 0; i < N; i++) {
+        pairs[i].Name = LLVMOrcLLJITMangleAndIntern(m->jit, syms[i].name);
+        pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)syms[i].addr;
+        pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
+        pairs[i].Sym.Flags.TargetFlags = 0;
+    }
+    LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, N);
+    return llvm_err(d, LLVMOrcJITDylibDefine(jd, mu), "JIT: defining libm symbols");
+}
+
+bool cpu_jit(CpuModule *m, Diags *d)
+{
+    LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(m->tm);
+    m->tm = NULL;   /* owned by the builder now */
+    LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, jtmb);
+    if (!llvm_err(d, LLVMOrcCreateLLJIT(&m->jit, jb), "JIT: creating LLJIT"))
+        return false;
+    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(m->jit);
+    if (!add_libm(m, jd, d))
+        return false;
+    LLVMOrcDefinitionGeneratorRef gen;
+    if (!llvm_err(d, LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(m->jit), NULL, NULL),
+                  "JIT: process symbols"))
+        return false;
+    LLVMOrcJITDylibAddGenerator(jd, gen);
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m->mod, m->tsc);
+    m->mod = NULL;
+    if (!llvm_err(d, LLVMOrcLLJITAddLLVMIRModule(m->jit, jd, tsm), "JIT: adding module"))
+        return false;
+    for (int i = 0; i < m->prog.nlaunch; i++) {
+        LLVMOrcExecutorAddress addr = 0;
+        if (!llvm_err(d, LLVMOrcLLJITLookup(m->jit, &addr, m->prog.launch[i].kernel), "JIT: looking up a kernel"))
+            return false;
+        m->prog.launch[i].fn = (RtKernelFn)(uintptr_t)addr;
+    }
+    return true;
+}
+
+/* ---- emission ----------------------------------------------------------- */
+
+/* Find the kernel a line of text begins, if any: "define ... @kN_...(" in
+ * LLVM IR, "kN_...:" in assembly. */
+static int kernel_at(const CpuModule *m, const char *line, size_t len, bool asm_text)
+{
+    for (int i = 0; i < m->prog.nlaunch; i++) {
+        const char *name = m->prog.launch[i].kernel;
+        size_t nl = strlen(name);
+        if (asm_text) {
+            if (len == nl + 1 && !strncmp(line, name, nl) && line[nl] == ':')
+                return i;
+        } else if (len > 7 && !strncmp(line, "define ", 7)) {
+            const char *at = memchr(line, '@', len);
+            if (at && (size_t)(line + len - at) > nl + 1 && !strncmp(at + 1, name, nl) && at[1 + nl] == '(')
+                return i;
+        }
+    }
+    return -1;
+}
+
+static void write_commented(const CpuModule *m, const char *text, size_t len, bool asm_text, FILE *f)
+{
+    const char *cmt = asm_text ? "#" : ";";
+    fprintf(f, "%s modelc: model %s, host %s\n", cmt, m->prog.model, cpu_host_description());
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t l = eol ? (size_t)(eol - p) : (size_t)(end - p);
+        int k = kernel_at(m, p, l, asm_text);
+        if (k >= 0)
+            fprintf(f, "%s IR node: %s\n", cmt, m->comment[k]);
+        fwrite(p, 1, l, f);
+        fputc('\n', f);
+        p += l + 1;
+    }
+}
+
+bool cpu_emit(CpuModule *m, CpuEmitKind kind, FILE *f, Diags *d)
+{
+    if (kind == CPU_EMIT_LLVM) {
+        char *s = LLVMPrintModuleToString(m->mod);
+        write_commented(m, s, strlen(s), false, f);
+        LLVMDisposeMessage(s);
+        return true;
+    }
+    LLVMMemoryBufferRef buf;
+    char *err = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(m->tm, m->mod, kind == CPU_EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
+                                            &err, &buf)) {
+        diag_error_nopos(d, "LLVM code generation failed: %s", err);
+        LLVMDisposeMessage(err);
+        return false;
+    }
+    const char *data = LLVMGetBufferStart(buf);
+    size_t len = LLVMGetBufferSize(buf);
+    if (kind == CPU_EMIT_ASM)
+        write_commented(m, data, len, true, f);
+    else
+        fwrite(data, 1, len, f);
+    LLVMDisposeMemoryBuffer(buf);
+    return true;
+}
+
+void cpu_module_free(CpuModule *m)
+{
+    if (!m)
+        return;
+    if (m->jit)
+        LLVMOrcDisposeLLJIT(m->jit);
+    if (m->mod)
+        LLVMDisposeModule(m->mod);
+    if (m->tm)
+        LLVMDisposeTargetMachine(m->tm);
+    if (m->tsc)
+        LLVMOrcDisposeThreadSafeContext(m->tsc);
+    LLVMDisposeMessage(m->cpu);
+    LLVMDisposeMessage(m->features);
+    LLVMDisposeMessage(m->triple);
+    free(m);
+}

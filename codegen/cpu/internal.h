@@ -1,0 +1,81 @@
+/* codegen/cpu/internal.h — what the CPU backend's files share.
+ *
+ * KB wraps an LLVM builder with the handful of shapes every kernel needs:
+ * counted loops (their counters in entry-block allocas, which mem2reg turns
+ * into registers), vector loads that widen f16/bf16 to f32, horizontal sums,
+ * intrinsics.  LLVM 14 has typed pointers, so loads take element pointers. */
+#ifndef MODELC_CPU_INTERNAL_H
+#define MODELC_CPU_INTERNAL_H
+
+#include <llvm-c/Core.h>
+
+#include "codegen/cpu/cpu.h"
+
+typedef struct KB {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b, ab;         /* ab: allocas, at the end of the entry block */
+    LLVMValueRef fn;
+    LLVMBasicBlockRef entry, start;
+    LLVMTypeRef voidt, i1, i16, i32, i64, f16, f32, f64, i8p;
+    LLVMTypeRef vf, vh, vi16, vi32; /* <vw x float/half/i16/i32> */
+    LLVMValueRef bufs, T, pos0, lo, hi;
+    int vw;
+    const char *cpu, *features;
+} KB;
+
+typedef struct Loop {
+    LLVMValueRef var, end, step;
+    LLVMBasicBlockRef head, body, exit;
+} Loop;
+
+/* Program being built alongside the module. */
+typedef struct CpuGen {
+    Compilation *c;
+    KB k;
+    int *node_buf;                 /* node id -> RtBuf id */
+    RtBuf *bufs;
+    int nbufs, capbufs;
+    RtLaunch *launch;
+    int nlaunch, caplaunch;
+    const char **fn_comment;       /* per launch: the IR node, for emitted text */
+} CpuGen;
+
+typedef bool CpuEmitFn(CpuGen *g, Node *n);
+
+/* builder.c */
+void kb_init(KB *k, LLVMContextRef ctx, LLVMModuleRef mod, int vw, const char *cpu, const char *features);
+void kb_begin(KB *k, const char *name);
+void kb_finish(KB *k);
+LLVMValueRef kb_i64(KB *k, int64_t v);
+LLVMValueRef kb_f32(KB *k, double v);
+LLVMValueRef kb_vsplat(KB *k, LLVMValueRef scalar);
+LLVMValueRef kb_arg(KB *k, int i, LLVMTypeRef elem);   /* bufs[i] as elem* */
+LLVMTypeRef kb_elem(KB *k, DType t);                   /* storage type of one element */
+LLVMValueRef kb_loadv(KB *k, LLVMValueRef base, LLVMValueRef idx, DType t);  /* <vw x float> */
+LLVMValueRef kb_loads(KB *k, LLVMValueRef base, LLVMValueRef idx, DType t);  /* float */
+void kb_storev(KB *k, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);  /* f32 */
+void kb_stores(KB *k, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);
+LLVMValueRef kb_hsum(KB *k, LLVMValueRef v);
+LLVMValueRef kb_hmax(KB *k, LLVMValueRef v);
+LLVMValueRef kb_call(KB *k, const char *intrinsic, LLVMTypeRef overload, LLVMValueRef *args, int n);
+LLVMValueRef kb_fma(KB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
+LLVMValueRef kb_alloca(KB *k, LLVMTypeRef t, LLVMValueRef init);
+LLVMValueRef kb_alloca_array(KB *k, LLVMTypeRef t, int64_t n);
+LLVMValueRef kb_get(KB *k, LLVMValueRef var);
+void kb_set(KB *k, LLVMValueRef var, LLVMValueRef v);
+LLVMValueRef kb_loop(KB *k, Loop *l, LLVMValueRef start, LLVMValueRef end, LLVMValueRef step);
+void kb_loop_end(KB *k, Loop *l);
+LLVMValueRef kb_gep(KB *k, LLVMValueRef base, LLVMValueRef idx);
+LLVMValueRef kb_add(KB *k, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef kb_mul(KB *k, LLVMValueRef a, LLVMValueRef b);
+
+/* kernels.c */
+#define OP(id, name, sig, kw, flags, infer, emit) CpuEmitFn emit;
+#include "ir/ops.def"
+#undef OP
+int cpu_launch(CpuGen *g, Node *n, const char *fn_name, int nargs, const int *args, int64_t work_per_tok,
+               int64_t work_const, int64_t grain);
+const char *cpu_kernel_name(CpuGen *g, Node *n, const char *suffix);
+
+#endif

@@ -1,0 +1,129 @@
+/* ir/ir.h — the graph IR.
+ *
+ * A Graph is a list of Nodes in topological order (every operand of a node
+ * comes before it).  A node is one tensor-valued operation: its op comes from
+ * ir/ops.def, its operands are earlier nodes, its result has a dtype and a
+ * shape.  Shapes are concrete except for the symbolic dims below: activations
+ * are [seq, ...], where seq is the number of tokens in the current step.
+ *
+ * Invariants (checked by ir_verify after every pass):
+ *   - nodes[i]->id == i; operands have smaller ids; no NULL operands;
+ *   - every non-leaf node has a dtype and a shape consistent with its op's
+ *     inference (ir/infer.c) once the "infer" pass has run;
+ *   - outputs are nodes of the graph.
+ *
+ * Memory: nodes, names and attributes live in the graph's arena. */
+#ifndef MODELC_IR_H
+#define MODELC_IR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "frontend/diag.h"
+#include "ir/arena.h"
+
+enum { OPF_LEAF = 1, OPF_VIEW = 2, OPF_ELEMENTWISE = 4 };
+
+typedef enum {
+#define OP(id, name, sig, kw, flags, infer, emit) OP_##id,
+#include "ir/ops.def"
+#undef OP
+    OP_COUNT
+} OpKind;
+
+typedef struct OpInfo {
+    const char *name;   /* spec name, or the enum's lower-case spelling for internal ops */
+    const char *sig, *kw;
+    unsigned flags;
+} OpInfo;
+
+extern const OpInfo ir_ops[OP_COUNT];
+const char *ir_op_name(OpKind op);
+
+typedef enum { DT_NONE, DT_F32, DT_F16, DT_BF16, DT_I32 } DType;
+
+const char *ir_dtype_name(DType t);
+int ir_dtype_size(DType t);
+
+/* Symbolic dims are negative; concrete dims are >= 0. */
+enum { DIM_SEQ = -1, DIM_BATCH = -2, DIM_CTX = -3, DIM_UNKNOWN = -100 };
+#define IR_MAX_RANK 8
+#define IR_MAX_SRC 4
+
+/* Fused elementwise programs (pass "fuse"): a postfix program over the node's
+ * operands.  EW_LOAD pushes src[arg]; the others pop their operands. */
+typedef enum { EW_LOAD, EW_SILU, EW_ADD, EW_SUB, EW_MUL } EwCode;
+#define IR_MAX_EW 16
+typedef struct EwProg {
+    int n;
+    uint8_t code[IR_MAX_EW], arg[IR_MAX_EW];
+} EwProg;
+
+typedef struct RopeAttr {
+    double theta;
+    bool llama3;        /* Llama-3 frequency scaling */
+    double factor, low_freq, high_freq;
+    int64_t orig_ctx;
+} RopeAttr;
+
+typedef struct Node {
+    int id;
+    OpKind op;
+    DType dt;
+    int rank;
+    int64_t shape[IR_MAX_RANK];
+    SrcLoc loc;                  /* where the spec wrote it */
+    struct Node *src[IR_MAX_SRC];
+    int nsrc;
+    const char *name;            /* spec variable it was bound to, if any (for reading the IR) */
+    const char *weight;          /* OP_WEIGHT: checkpoint tensor name; OP_INPUT: input name */
+    DType want_dt;               /* OP_WEIGHT: dtype the spec demanded (DT_NONE: any float) */
+    union {
+        double eps;              /* RMS_NORM */
+        int64_t heads;           /* SPLIT_HEADS */
+        RopeAttr rope;           /* ROPE */
+        struct { bool causal; double scale; } attn;   /* ATTENTION (scale 0: 1/sqrt(head_dim)) */
+        EwProg ew;               /* FUSED */
+    } a;
+    int layer;                   /* repeat iteration it came from, -1 outside */
+    int nuses;                   /* filled by ir_count_uses */
+    int buf;                     /* pass "plan": runtime buffer id (-1 none) */
+    const char *output;          /* non-NULL: an output of the model with this name */
+} Node;
+
+typedef struct Graph {
+    Arena *arena;
+    const char *name;
+    Node **nodes;
+    int n, cap;
+    int nslots;                  /* pass "plan": activation slots, sized per token + constant */
+    int64_t *slot_per_tok, *slot_const;   /* bytes */
+} Graph;
+
+Graph *ir_graph_new(Arena *a, const char *name);
+Node *ir_node(Graph *g, OpKind op, SrcLoc loc, int nsrc, Node **src);   /* appends; shape filled by infer */
+void ir_renumber(Graph *g);               /* ids = positions */
+void ir_count_uses(Graph *g);
+int ir_numel_per_tok(const Node *n, int64_t *per_tok, int64_t *constant);  /* element count as per_tok*T + constant */
+bool ir_is_float(DType t);
+/* The postfix program of an elementwise node (a plain add/sub/mul/silu or a fused one). */
+void ir_ew_program(const Node *n, EwProg *p);
+
+/* Printer: stable text, one node per line, for --print-after and golden tests. */
+void ir_print(const Graph *g, FILE *f);
+void ir_print_node(const Node *n, FILE *f);
+char *ir_shape_str(Arena *a, const Node *n);
+
+/* Verifier: structural invariants.  A failure is a compiler bug: it prints the
+ * IR and aborts via IR_BUG. */
+void ir_verify(const Graph *g, const char *after_pass);
+
+/* Shape inference for one node; user errors go to d at n->loc. */
+bool ir_infer_node(Node *n, Diags *d);
+
+_Noreturn void ir_bug(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define IR_BUG(...) ir_bug(__FILE__, __LINE__, __VA_ARGS__)
+#define IR_ASSERT(c) ((c) ? (void)0 : ir_bug(__FILE__, __LINE__, "assertion failed: %s", #c))
+
+#endif

@@ -1,0 +1,106 @@
+/* ir/print.c — the textual form of the IR.
+ *
+ *   graph llama {
+ *     %0 = input "tokens" : i32[seq]
+ *     %1 = weight "model.embed_tokens.weight" : bf16[49152, 576]
+ *     %2 = embedding(%1, %0) : f32[seq, 576]             # x  @ llama.mdl:17:7
+ *     ...
+ *   }
+ *
+ * The text is stable (no addresses, no timings) so tests can diff it. */
+#include "ir/ir.h"
+
+#include <string.h>
+
+static void print_shape(const Node *n, FILE *f)
+{
+    fprintf(f, "%s[", ir_dtype_name(n->dt));
+    for (int i = 0; i < n->rank; i++) {
+        if (i)
+            fputs(", ", f);
+        switch (n->shape[i]) {
+        case DIM_SEQ: fputs("seq", f); break;
+        case DIM_BATCH: fputs("batch", f); break;
+        case DIM_CTX: fputs("ctx", f); break;
+        case DIM_UNKNOWN: fputs("?", f); break;
+        default: fprintf(f, "%lld", (long long)n->shape[i]);
+        }
+    }
+    fputc(']', f);
+}
+
+static void print_ew(const EwProg *p, FILE *f)
+{
+    static const char *const names[] = {"", "silu", "add", "sub", "mul"};
+    fputs(" {", f);
+    for (int i = 0; i < p->n; i++) {
+        if (p->code[i] == EW_LOAD)
+            fprintf(f, " $%d", p->arg[i]);
+        else
+            fprintf(f, " %s", names[p->code[i]]);
+    }
+    fputs(" }", f);
+}
+
+static void print_attrs(const Node *n, FILE *f)
+{
+    switch (n->op) {
+    case OP_RMS_NORM: fprintf(f, " {eps=%g}", n->a.eps); break;
+    case OP_SPLIT_HEADS: fprintf(f, " {heads=%lld}", (long long)n->a.heads); break;
+    case OP_ROPE:
+        fprintf(f, " {theta=%g", n->a.rope.theta);
+        if (n->a.rope.llama3)
+            fprintf(f, " llama3 factor=%g low=%g high=%g orig_ctx=%lld", n->a.rope.factor, n->a.rope.low_freq,
+                    n->a.rope.high_freq, (long long)n->a.rope.orig_ctx);
+        fputc('}', f);
+        break;
+    case OP_ATTENTION:
+        fprintf(f, " {causal=%s", n->a.attn.causal ? "true" : "false");
+        if (n->a.attn.scale)
+            fprintf(f, " scale=%g", n->a.attn.scale);
+        fputc('}', f);
+        break;
+    case OP_FUSED: print_ew(&n->a.ew, f); break;
+    default: break;
+    }
+}
+
+void ir_print_node(const Node *n, FILE *f)
+{
+    int col = fprintf(f, "  %%%d = %s", n->id, ir_op_name(n->op));
+    if (n->op == OP_WEIGHT || n->op == OP_INPUT) {
+        col += fprintf(f, " \"%s\"", n->weight);
+    } else {
+        col += fprintf(f, "(");
+        for (int i = 0; i < n->nsrc; i++)
+            col += fprintf(f, "%s%%%d", i ? ", " : "", n->src[i]->id);
+        col += fprintf(f, ")");
+    }
+    print_attrs(n, f);
+    fputs(" : ", f);
+    print_shape(n, f);
+    bool comment = n->name || n->output || n->buf >= 0 || n->loc.src;
+    if (comment) {
+        fputs("    #", f);
+        if (n->output)
+            fprintf(f, " output %s", n->output);
+        else if (n->name)
+            fprintf(f, " %s", n->name);
+        if (n->buf >= 0)
+            fprintf(f, " buf=%d", n->buf);
+        if (n->loc.src) {
+            const char *p = strrchr(n->loc.src->path, '/');
+            fprintf(f, " @ %s:%d:%d", p ? p + 1 : n->loc.src->path, n->loc.line, n->loc.col);
+        }
+    }
+    fputc('\n', f);
+    (void)col;
+}
+
+void ir_print(const Graph *g, FILE *f)
+{
+    fprintf(f, "graph %s {\n", g->name);
+    for (int i = 0; i < g->n; i++)
+        ir_print_node(g->nodes[i], f);
+    fputs("}\n", f);
+}

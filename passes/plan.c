@@ -1,0 +1,77 @@
+/* passes/plan.c — pass "plan": where every activation lives.
+ *
+ * Requires: "fuse" (the final set of kernels).  Every node that a kernel
+ * writes gets an activation slot (node->buf); views (split/merge heads) share
+ * their operand's slot; leaves (inputs, weights) get none (the runtime binds
+ * them).  Slots are reused by liveness: a node may take a slot whose every
+ * occupant's last reader ran strictly before it (a kernel never writes a
+ * buffer it reads).  Outputs live to the end.  Slot sizes are bytes per token
+ * plus a constant, so the runtime sizes them for the longest step it runs.
+ * Guarantees: g->nslots, g->slot_per_tok/slot_const. */
+#include <string.h>
+
+#include "passes/passes.h"
+
+static Node *base_of(Node *n)
+{
+    while (ir_ops[n->op].flags & OPF_VIEW)
+        n = n->src[0];
+    return n;
+}
+
+bool pass_plan_memory(Compilation *c)
+{
+    Graph *g = c->graph;
+    int n = g->n;
+    int *last = arena_alloc(c->arena, (size_t)n * sizeof *last);
+    for (int i = 0; i < n; i++)
+        last[i] = g->nodes[i]->output ? n : i;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < g->nodes[i]->nsrc; j++) {
+            Node *b = base_of(g->nodes[i]->src[j]);
+            if (last[b->id] < i)
+                last[b->id] = i;
+        }
+    /* a view's own readers keep its base alive; outputs that are views too */
+    for (int i = 0; i < n; i++)
+        if (g->nodes[i]->output && (ir_ops[g->nodes[i]->op].flags & OPF_VIEW))
+            last[base_of(g->nodes[i])->id] = n;
+
+    int *slot_free_after = arena_alloc(c->arena, (size_t)n * sizeof *slot_free_after);
+    g->slot_per_tok = arena_alloc(c->arena, (size_t)n * sizeof *g->slot_per_tok);
+    g->slot_const = arena_alloc(c->arena, (size_t)n * sizeof *g->slot_const);
+    g->nslots = 0;
+    for (int i = 0; i < n; i++) {
+        Node *nd = g->nodes[i];
+        nd->buf = -1;
+        if (ir_ops[nd->op].flags & OPF_LEAF)
+            continue;
+        if (ir_ops[nd->op].flags & OPF_VIEW) {
+            nd->buf = base_of(nd)->buf;
+            continue;
+        }
+        int64_t per_tok, cst;
+        if (ir_numel_per_tok(nd, &per_tok, &cst) < 0) {
+            diag_error(c->diags, nd->loc, "'%s' has a shape that cannot be planned (unbound parameters?)",
+                       ir_op_name(nd->op));
+            return false;
+        }
+        per_tok *= ir_dtype_size(nd->dt);
+        cst *= ir_dtype_size(nd->dt);
+        int s = -1;
+        for (int k = 0; k < g->nslots; k++)
+            if (slot_free_after[k] < i) {
+                s = k;
+                break;
+            }
+        if (s < 0)
+            s = g->nslots++;
+        nd->buf = s;
+        slot_free_after[s] = last[i];
+        if (per_tok > g->slot_per_tok[s])
+            g->slot_per_tok[s] = per_tok;
+        if (cst > g->slot_const[s])
+            g->slot_const[s] = cst;
+    }
+    return true;
+}

@@ -1,0 +1,213 @@
+/* runtime/exec.c — a session: a program bound to weights, with its
+ * activations, KV cache and thread pool.
+ *
+ * Memory: activation slots share one 64-byte-aligned block sized for the
+ * largest step (max_step tokens); each KV cache holds max_ctx positions.
+ * Weights are not copied: kernels read the checkpoint's mmap directly.
+ * Every launch's argument table is built once here, so a step is just the
+ * launches in order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/internal.h"
+
+struct RtSession {
+    const RtProgram *p;
+    RtPool *pool;
+    void **buf;             /* per RtBuf */
+    void ***largs;          /* per launch: its argument table */
+    void *slots;            /* activation block */
+    void **kv;              /* per RtBuf (NULL unless RB_KV) */
+    int32_t *tokens;
+    int64_t max_step, max_ctx, pos;
+};
+
+static const char *shape_text(char *out, size_t cap, const int64_t *shape, int rank)
+{
+    size_t k = (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < rank && k < cap; i++)
+        k += (size_t)snprintf(out + k, cap - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < cap)
+        snprintf(out + k, cap - k, "]");
+    return out;
+}
+
+static bool bind_weight(RtSession *s, int i, const RtCheckpoint *ckpt, RtErr *err)
+{
+    const RtBuf *b = &s->p->bufs[i];
+    const RtTensor *t = rt_ckpt_find(ckpt, b->name);
+    if (!t)
+        return rt_fail(err, "weight '%s' is not in the checkpoint", b->name);
+    if (t->dtype != b->dtype)
+        return rt_fail(err, "%s: weight '%s' is %s, the compiled model expects %s", t->file, b->name,
+                       rt_dtype_name(t->dtype), rt_dtype_name(b->dtype));
+    bool same = t->rank == b->rank;
+    for (int d = 0; same && d < b->rank; d++)
+        same = t->shape[d] == b->shape[d];
+    if (!same) {
+        char have[128], want[128];
+        return rt_fail(err, "%s: weight '%s' has shape %s, the compiled model expects %s", t->file, b->name,
+                       shape_text(have, sizeof have, t->shape, t->rank), shape_text(want, sizeof want, b->shape, b->rank));
+    }
+    s->buf[i] = (void *)t->data;
+    return true;
+}
+
+static bool mul_add(int64_t a, int64_t b, int64_t c, int64_t *out)
+{
+    int64_t m;
+    return !__builtin_mul_overflow(a, b, &m) && !__builtin_add_overflow(m, c, out) && *out >= 0;
+}
+
+bool rt_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessionOptions *o, RtSession **out,
+                    RtErr *err)
+{
+    *out = NULL;
+    if (o->max_step < 1 || o->max_ctx < o->max_step)
+        return rt_fail(err, "bad session sizes: max_step %lld, max_ctx %lld", (long long)o->max_step,
+                       (long long)o->max_ctx);
+    RtSession *s = calloc(1, sizeof *s);
+    if (!s)
+        return rt_fail(err, "out of memory");
+    s->p = p;
+    s->max_step = o->max_step;
+    s->max_ctx = o->max_ctx;
+    s->buf = calloc((size_t)p->nbufs, sizeof *s->buf);
+    s->kv = calloc((size_t)p->nbufs, sizeof *s->kv);
+    s->largs = calloc((size_t)p->nlaunch, sizeof *s->largs);
+    int64_t *slot_off = calloc((size_t)p->nslots + 1, sizeof *slot_off);
+    if (!s->buf || !s->kv || !s->largs || !slot_off) {
+        free(slot_off);
+        rt_session_free(s);
+        return rt_fail(err, "out of memory");
+    }
+    /* activations: one block, slots at 64-byte boundaries */
+    int64_t total = 0;
+    for (int i = 0; i < p->nslots; i++) {
+        int64_t bytes;
+        if (!mul_add(p->slot_per_tok[i], o->max_step, p->slot_const[i], &bytes) ||
+            __builtin_add_overflow(total, (bytes + 63) & ~(int64_t)63, &total)) {
+            free(slot_off);
+            rt_session_free(s);
+            return rt_fail(err, "activation memory for %lld tokens overflows", (long long)o->max_step);
+        }
+        slot_off[i + 1] = total;
+    }
+    if (total && posix_memalign(&s->slots, 64, (size_t)total)) {
+        free(slot_off);
+        rt_session_free(s);
+        return rt_fail(err, "out of memory: activations need %lld bytes for %lld tokens", (long long)total,
+                       (long long)o->max_step);
+    }
+    int64_t kv_total = 0;
+    bool ok = true;
+    for (int i = 0; i < p->nbufs && ok; i++) {
+        const RtBuf *b = &p->bufs[i];
+        switch (b->kind) {
+        case RB_SLOT: s->buf[i] = (char *)s->slots + slot_off[b->slot]; break;
+        case RB_WEIGHT: ok = bind_weight(s, i, ckpt, err); break;
+        case RB_INPUT:
+            s->tokens = calloc((size_t)o->max_step, sizeof *s->tokens);
+            s->buf[i] = s->tokens;
+            ok = s->tokens || rt_fail(err, "out of memory");
+            break;
+        case RB_KV: {
+            int64_t bytes;
+            if (!mul_add(b->bytes_per_pos, o->max_ctx, 0, &bytes)) {
+                ok = rt_fail(err, "KV cache for %lld positions overflows", (long long)o->max_ctx);
+                break;
+            }
+            kv_total += bytes;
+            s->kv[i] = calloc(1, (size_t)bytes ? (size_t)bytes : 1);
+            if (!s->kv[i])
+                ok = rt_fail(err, "out of memory: the KV cache needs %lld bytes for %lld positions (%lld so far)",
+                             (long long)bytes, (long long)o->max_ctx, (long long)kv_total);
+            s->buf[i] = s->kv[i];
+            break;
+        }
+        }
+    }
+    free(slot_off);
+    for (int l = 0; l < p->nlaunch && ok; l++) {
+        s->largs[l] = calloc(8, sizeof(void *));
+        if (!s->largs[l]) {
+            ok = rt_fail(err, "out of memory");
+            break;
+        }
+        for (int a = 0; a < p->launch[l].nargs; a++)
+            s->largs[l][a] = s->buf[p->launch[l].args[a]];
+        if (!p->launch[l].fn)
+            ok = rt_fail(err, "kernel %s was not compiled", p->launch[l].kernel);
+    }
+    if (ok) {
+        int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        s->pool = rt_pool_new(threads > 0 ? threads : 1, err);
+        ok = s->pool != NULL;
+    }
+    if (!ok) {
+        rt_session_free(s);
+        return false;
+    }
+    *out = s;
+    return true;
+}
+
+void rt_session_free(RtSession *s)
+{
+    if (!s)
+        return;
+    rt_pool_free(s->pool);
+    if (s->largs)
+        for (int l = 0; l < s->p->nlaunch; l++)
+            free(s->largs[l]);
+    if (s->kv)
+        for (int i = 0; i < s->p->nbufs; i++)
+            free(s->kv[i]);
+    free(s->largs);
+    free(s->kv);
+    free(s->buf);
+    free(s->slots);
+    free(s->tokens);
+    free(s);
+}
+
+int64_t rt_session_pos(const RtSession *s)
+{
+    return s->pos;
+}
+
+void rt_session_reset(RtSession *s)
+{
+    s->pos = 0;
+}
+
+const float *rt_session_step(RtSession *s, const int32_t *tokens, int64_t T, RtErr *err)
+{
+    const RtProgram *p = s->p;
+    if (T < 1 || T > s->max_step) {
+        rt_fail(err, "a step of %lld tokens is outside 1..%lld", (long long)T, (long long)s->max_step);
+        return NULL;
+    }
+    if (s->pos + T > s->max_ctx) {
+        rt_fail(err, "context is full: %lld positions used, %lld more asked, room for %lld", (long long)s->pos,
+                (long long)T, (long long)s->max_ctx);
+        return NULL;
+    }
+    for (int64_t i = 0; i < T; i++)
+        if (tokens[i] < 0 || (p->n_token_ids && tokens[i] >= p->n_token_ids)) {
+            rt_fail(err, "token id %d is out of range (the vocabulary has %lld ids)", tokens[i],
+                    (long long)p->n_token_ids);
+            return NULL;
+        }
+    memcpy(s->tokens, tokens, (size_t)T * sizeof *tokens);
+    for (int l = 0; l < p->nlaunch; l++) {
+        const RtLaunch *L = &p->launch[l];
+        int64_t items = L->work_per_tok * T + L->work_const;
+        int64_t cost = items * (L->cost + L->cost_per_tok * T + (L->cost_per_pos ? L->cost_per_pos * (s->pos + T) : 0));
+        rt_pool_run(s->pool, L->fn, s->largs[l], T, s->pos, items, L->grain, cost);
+    }
+    s->pos += T;
+    return s->buf[p->logits_buf];
+}

@@ -1,0 +1,175 @@
+/* runtime/runtime.h — the runtime's public surface.
+ *
+ * The runtime is small and dependency-light (libc, pthreads, jansson for JSON;
+ * libcuda.so.1 later through dlopen).  It knows nothing of the IR: the compiler
+ * hands it a RtProgram (kernels + buffer plan, plain data) and weights come in
+ * through RtCheckpoint.  Errors are returned, never printed-and-exited: every
+ * fallible call takes an RtErr and returns false with a message that names the
+ * file and the fault. */
+#ifndef MODELC_RUNTIME_H
+#define MODELC_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct RtErr {
+    char msg[1024];
+} RtErr;
+
+bool rt_fail(RtErr *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));  /* sets msg, returns false */
+
+/* ---- tensors and checkpoints (runtime/safetensors.c, runtime/checkpoint.c) ---- */
+
+#define RT_MAX_RANK 8
+#define RT_MAX_HEADER_BYTES (100u << 20)   /* safetensors JSON header cap */
+#define RT_MAX_TENSORS (1u << 20)
+
+typedef enum {
+    RT_F64, RT_F32, RT_F16, RT_BF16,
+    RT_I64, RT_I32, RT_I16, RT_I8, RT_U8, RT_BOOL,
+    RT_F8_E4M3, RT_F8_E5M2,
+    RT_DTYPE_COUNT
+} RtDType;
+
+const char *rt_dtype_name(RtDType t);   /* safetensors spelling: "F32", "BF16", ... */
+size_t rt_dtype_size(RtDType t);
+
+typedef struct RtTensor {
+    const char *name;
+    RtDType dtype;
+    int rank;
+    int64_t shape[RT_MAX_RANK];
+    int64_t numel;
+    const void *data;     /* inside the mmap; may be unaligned for 2-byte types only if the file is */
+    size_t nbytes;
+    const char *file;     /* the .safetensors file it came from */
+} RtTensor;
+
+typedef struct RtSafetensors RtSafetensors;   /* one mmapped .safetensors file */
+
+/* Open and validate one file: header length u64 LE with 8+N <= size and N <= cap;
+ * header is a UTF-8 JSON object, no duplicate keys; "__metadata__" maps
+ * string->string; known dtypes; shapes of non-negative ints with checked
+ * products; data_offsets [begin,end] with end-begin == numel*size; offsets
+ * sorted, contiguous from 0, non-overlapping, last end == data length. */
+bool rt_st_open(const char *path, RtSafetensors **out, RtErr *err);
+void rt_st_close(RtSafetensors *st);
+int rt_st_count(const RtSafetensors *st);
+const RtTensor *rt_st_tensor(const RtSafetensors *st, int i);
+const RtTensor *rt_st_find(const RtSafetensors *st, const char *name);
+const char *rt_st_metadata(const RtSafetensors *st, const char *key);   /* NULL if absent */
+
+/* A checkpoint: a single .safetensors file, or a Hugging Face directory with
+ * config.json and one or more *.safetensors (model.safetensors.index.json when
+ * sharded: every tensor it names must be in the file it names; no tensor may
+ * appear in two files). */
+typedef struct RtCheckpoint RtCheckpoint;
+
+bool rt_ckpt_open(const char *path, RtCheckpoint **out, RtErr *err);
+void rt_ckpt_close(RtCheckpoint *c);
+const RtTensor *rt_ckpt_find(const RtCheckpoint *c, const char *name);
+int rt_ckpt_count(const RtCheckpoint *c);
+const RtTensor *rt_ckpt_tensor(const RtCheckpoint *c, int i);
+const char *rt_ckpt_config_path(const RtCheckpoint *c);   /* dir/config.json if it exists, else NULL */
+
+/* ---- config.json (runtime/config.c) ---- */
+
+typedef enum { CFG_MISSING, CFG_NULL, CFG_BOOL, CFG_INT, CFG_FLOAT, CFG_STRING, CFG_OTHER } RtCfgKind;
+
+typedef struct RtCfgValue {
+    RtCfgKind kind;
+    bool b;
+    int64_t i;
+    double f;          /* also set for CFG_INT */
+    const char *s;     /* CFG_STRING; valid while the RtConfig lives */
+} RtCfgValue;
+
+typedef struct RtConfig RtConfig;
+
+bool rt_config_load(const char *path, RtConfig **out, RtErr *err);     /* must be a JSON object */
+bool rt_config_parse(const char *path_for_msgs, const char *text, size_t len, RtConfig **out, RtErr *err);
+void rt_config_free(RtConfig *c);
+/* Look up a dotted key ("rope_scaling.factor"): each segment descends into an
+ * object; CFG_MISSING when any segment is absent or the parent is not an object. */
+RtCfgValue rt_config_get(const RtConfig *c, const char *dotted_key);
+
+/* ---- .npy output (runtime/npy.c) ---- */
+
+/* Write a float32 C-order array of the given shape as NumPy .npy v1.0, through a
+ * temporary file renamed into place: on failure nothing is left at path. */
+bool rt_npy_write_f32(const char *path, const float *data, const int64_t *shape, int rank, RtErr *err);
+
+/* ---- half-precision conversions (runtime/half.c) ---- */
+
+float rt_f16_to_f32(uint16_t h);
+float rt_bf16_to_f32(uint16_t h);
+uint16_t rt_f32_to_f16(float f);    /* round to nearest even */
+uint16_t rt_f32_to_bf16(float f);   /* round to nearest even */
+
+/* ---- execution (runtime/exec.c, runtime/pool.c) ---- */
+
+/* Every CPU kernel has one signature: the buffer table, the tokens in this
+ * step (T), the position of the first of them (pos0), and the half-open range
+ * of work items [lo, hi) this thread does.  A launch has
+ * work_per_tok*T + work_const items; the pool splits them among its threads in
+ * multiples of grain. */
+typedef void (*RtKernelFn)(void **bufs, int64_t T, int64_t pos0, int64_t lo, int64_t hi);
+
+typedef enum { RB_SLOT, RB_WEIGHT, RB_INPUT, RB_KV } RtBufKind;
+
+typedef struct RtBuf {
+    RtBufKind kind;
+    const char *name;         /* weight: checkpoint tensor name; input: spec name; kv: description */
+    RtDType dtype;            /* weight: the dtype the kernels were built for */
+    int rank;
+    int64_t shape[RT_MAX_RANK];   /* weight: exact shape expected */
+    int slot;                 /* RB_SLOT: activation slot */
+    int64_t bytes_per_pos;    /* RB_KV: bytes per cached position */
+} RtBuf;
+
+typedef struct RtLaunch {
+    const char *kernel;       /* symbol name */
+    RtKernelFn fn;            /* filled by the JIT (or the linker, for built executables) */
+    int nargs;
+    int args[8];              /* buffer ids */
+    int64_t work_per_tok, work_const, grain;
+    int64_t cost, cost_per_tok, cost_per_pos;   /* rough work of one item: cost + cost_per_tok*T + cost_per_pos*ctx */
+    const char *what;         /* the IR node it came from, for traces */
+} RtLaunch;
+
+typedef struct RtProgram {
+    const char *model;
+    int nbufs;
+    RtBuf *bufs;
+    int nslots;
+    const int64_t *slot_per_tok, *slot_const;   /* bytes */
+    int nlaunch;
+    RtLaunch *launch;
+    int tokens_buf;           /* RB_INPUT, i32 [T] */
+    int logits_buf;           /* RB_SLOT, f32 [T, vocab] */
+    int64_t vocab;
+    int64_t n_token_ids;      /* token ids must be < this (rows of the embedding table) */
+} RtProgram;
+
+typedef struct RtSession RtSession;
+
+typedef struct RtSessionOptions {
+    int threads;              /* 0: all online CPUs */
+    int64_t max_ctx;          /* KV cache positions */
+    int64_t max_step;         /* most tokens in one step (the prompt length) */
+} RtSessionOptions;
+
+/* Bind a program to a checkpoint (every weight by name, dtype and shape
+ * checked), allocate activations and the KV cache, start the thread pool. */
+bool rt_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessionOptions *o, RtSession **out,
+                    RtErr *err);
+void rt_session_free(RtSession *s);
+/* Run T tokens at positions pos..pos+T-1 (the KV cache holds 0..pos-1).
+ * Token ids are checked against the vocabulary.  Returns logits [T, vocab]
+ * valid until the next step. */
+const float *rt_session_step(RtSession *s, const int32_t *tokens, int64_t T, RtErr *err);
+int64_t rt_session_pos(const RtSession *s);
+void rt_session_reset(RtSession *s);
+
+#endif
