@@ -94,3 +94,6 @@ clean:
 .PHONY: all deps clean test demo bench-cpu
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+demo: deps all
+	$(Q)MODELC=$(BUILD)/modelc PYTHON=$(PYTHON) examples/demo.sh

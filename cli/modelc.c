@@ -58,13 +58,14 @@ static const char usage_text[] =
     "  --threads N           CPU threads (default: all online CPUs)\n"
     "  --ctx N               KV cache positions (default: prompt + max-new)\n"
     "  --quiet               no timing line on stderr\n"
+    "  --profile             time every kernel; print the costliest on stderr\n"
     "\n"
     "  modelc --version      version and host CPU\n"
     "exit status: 0 ok, 1 bad input or failed run, 2 bad usage\n";
 
 typedef struct Opts {
     const char *cmd, *spec, *weights, *config, *emit, *outdir, *tokens, *prompt, *logits_out, *print_after;
-    bool print_after_all, time_passes, quiet;
+    bool print_after_all, time_passes, quiet, profile;
     int nset;
     const char *set_names[MAX_SET], *set_values[MAX_SET];
     DType weight_dt;
@@ -156,6 +157,8 @@ static void parse_args(int argc, char **argv, Opts *o)
             o->print_after_all = true;
         } else if (!strcmp(a, "--time-passes")) {
             o->time_passes = true;
+        } else if (!strcmp(a, "--profile")) {
+            o->profile = true;
         } else if (!strcmp(a, "--quiet")) {
             o->quiet = true;
         } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
@@ -270,7 +273,7 @@ static bool compile_cpu(const Opts *o, Build *b)
     double t0 = now();
     bool ok = cpu_codegen(&b->comp, &co, &b->cpu);
     if (ok && o->time_passes)
-        fprintf(stderr, "modelc: codegen %8.3f ms (%d kernels)\n", (now() - t0) * 1e3, cpu_program(b->cpu)->nlaunch);
+        fprintf(stderr, "modelc: codegen %8.3f ms (%d launches)\n", (now() - t0) * 1e3, cpu_program(b->cpu)->nlaunch);
     return ok;
 }
 
@@ -443,6 +446,7 @@ static int cmd_run(const Opts *o)
         fprintf(stderr, "modelc: error: %s\n", err.msg);
         goto out;
     }
+    rt_session_profile(s, o->profile);
     double t1 = now();
     const float *logits = rt_session_step(s, prompt, T, &err);
     if (!logits) {
@@ -457,6 +461,11 @@ static int cmd_run(const Opts *o)
             goto out;
         }
         memcpy(prefill_logits, logits, (size_t)T * (size_t)p->vocab * sizeof *prefill_logits);
+    }
+    if (o->profile) {
+        fprintf(stderr, "prefill ");
+        rt_session_print_profile(s, stderr, 12);
+        rt_session_profile(s, true);
     }
     double t2 = now();
     int32_t next = argmax_row(logits + (T - 1) * p->vocab, p->vocab);
@@ -473,7 +482,12 @@ static int cmd_run(const Opts *o)
         next = argmax_row(logits, p->vocab);
     }
     printf("\n");
+    fflush(stdout);
     double t_decode = now() - t2;
+    if (o->profile) {
+        fprintf(stderr, "decode ");
+        rt_session_print_profile(s, stderr, 12);
+    }
     if (o->logits_out) {
         int64_t shape[2] = {T, p->vocab};
         if (!rt_npy_write_f32(o->logits_out, prefill_logits, shape, 2, &err)) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime/internal.h"
@@ -22,6 +23,8 @@ struct RtSession {
     void **kv;              /* per RtBuf (NULL unless RB_KV) */
     int32_t *tokens;
     int64_t max_step, max_ctx, pos;
+    double *prof;           /* per launch: seconds, when profiling */
+    int64_t prof_steps;
 };
 
 static const char *shape_text(char *out, size_t cap, const int64_t *shape, int rank)
@@ -166,11 +169,66 @@ void rt_session_free(RtSession *s)
         for (int i = 0; i < s->p->nbufs; i++)
             free(s->kv[i]);
     free(s->largs);
+    free(s->prof);
     free(s->kv);
     free(s->buf);
     free(s->slots);
     free(s->tokens);
     free(s);
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void rt_session_profile(RtSession *s, bool on)
+{
+    free(s->prof);
+    s->prof = on ? calloc((size_t)s->p->nlaunch, sizeof *s->prof) : NULL;
+    s->prof_steps = 0;
+}
+
+typedef struct ProfRow {
+    const char *kernel;
+    double sec;
+    int launches;
+} ProfRow;
+
+static int by_time(const void *a, const void *b)
+{
+    double x = ((const ProfRow *)a)->sec, y = ((const ProfRow *)b)->sec;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+void rt_session_print_profile(const RtSession *s, FILE *f, int top)
+{
+    if (!s->prof)
+        return;
+    ProfRow *rows = calloc((size_t)s->p->nlaunch, sizeof *rows);
+    if (!rows)
+        return;
+    int n = 0;
+    double total = 0;
+    for (int l = 0; l < s->p->nlaunch; l++) {
+        int r = 0;
+        while (r < n && strcmp(rows[r].kernel, s->p->launch[l].kernel))
+            r++;
+        if (r == n)
+            rows[n++].kernel = s->p->launch[l].kernel;
+        rows[r].sec += s->prof[l];
+        rows[r].launches++;
+        total += s->prof[l];
+    }
+    qsort(rows, (size_t)n, sizeof *rows, by_time);
+    fprintf(f, "profile: %lld steps, %.1f ms in kernels\n%10s %6s %9s  %s\n", (long long)s->prof_steps, total * 1e3,
+            "ms", "%", "launches", "kernel");
+    for (int r = 0; r < n && r < top; r++)
+        fprintf(f, "%10.2f %5.1f%% %9d  %s\n", rows[r].sec * 1e3, total > 0 ? 100 * rows[r].sec / total : 0,
+                rows[r].launches, rows[r].kernel);
+    free(rows);
 }
 
 int64_t rt_session_pos(const RtSession *s)
@@ -206,8 +264,12 @@ const float *rt_session_step(RtSession *s, const int32_t *tokens, int64_t T, RtE
         const RtLaunch *L = &p->launch[l];
         int64_t items = L->work_per_tok * T + L->work_const;
         int64_t cost = items * (L->cost + L->cost_per_tok * T + (L->cost_per_pos ? L->cost_per_pos * (s->pos + T) : 0));
+        double t0 = s->prof ? seconds() : 0;
         rt_pool_run(s->pool, L->fn, s->largs[l], T, s->pos, items, L->grain, cost);
+        if (s->prof)
+            s->prof[l] += seconds() - t0;
     }
+    s->prof_steps++;
     s->pos += T;
     return s->buf[p->logits_buf];
 }

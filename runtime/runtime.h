@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct RtErr {
     char msg[1024];
@@ -171,5 +172,9 @@ void rt_session_free(RtSession *s);
 const float *rt_session_step(RtSession *s, const int32_t *tokens, int64_t T, RtErr *err);
 int64_t rt_session_pos(const RtSession *s);
 void rt_session_reset(RtSession *s);
+/* Per-kernel timing: on, every launch is timed (a little overhead); the
+ * table sums time by kernel and prints the costliest first. */
+void rt_session_profile(RtSession *s, bool on);
+void rt_session_print_profile(const RtSession *s, FILE *f, int top);
 
 #endif

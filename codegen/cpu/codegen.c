@@ -112,6 +112,7 @@ static int new_buf(CpuGen *g)
 
 const char *cpu_kernel_name(CpuGen *g, Node *n, const char *suffix)
 {
+    g->suffix = suffix;
     char clean[64] = "";
     if (n->name) {
         size_t j = 0;
@@ -143,9 +144,63 @@ static const char *node_text(Arena *a, const Node *n)
     return s;
 }
 
+/* What a kernel computes, independent of which node asked: op, operand and
+ * result types and shapes, attributes.  Layers of one model share kernels. */
+static const char *kernel_key(CpuGen *g, const Node *n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    fprintf(f, "%d%s|", n->op, g->suffix);
+    for (int i = 0; i <= n->nsrc; i++) {
+        const Node *x = i < n->nsrc ? n->src[i] : n;
+        fprintf(f, "%d:", x->dt);
+        for (int d = 0; d < x->rank; d++)
+            fprintf(f, "%lld,", (long long)x->shape[d]);
+        fputc('|', f);
+    }
+    const unsigned char *a = (const unsigned char *)&n->a;
+    for (size_t i = 0; i < sizeof n->a; i++)
+        fprintf(f, "%02x", a[i]);
+    fclose(f);
+    char *key = arena_strdup(g->c->arena, buf);
+    free(buf);
+    return key;
+}
+
+/* If an identical kernel exists, drop the one just built and use that one. */
+static const char *dedup_kernel(CpuGen *g, const Node *n, const char *fn_name)
+{
+    const char *key = kernel_key(g, n);
+    if (!key)
+        return fn_name;
+    for (int i = 0; i < g->nkeys; i++)
+        if (!strcmp(g->keys[i], key)) {
+            LLVMDeleteFunction(LLVMGetNamedFunction(g->k.mod, fn_name));
+            return g->key_fn[i];
+        }
+    if (g->nkeys == g->capkeys) {
+        g->capkeys = g->capkeys ? 2 * g->capkeys : 64;
+        const char **nk = arena_alloc(g->c->arena, (size_t)g->capkeys * sizeof *nk);
+        const char **nf = arena_alloc(g->c->arena, (size_t)g->capkeys * sizeof *nf);
+        if (g->nkeys) {
+            memcpy(nk, g->keys, (size_t)g->nkeys * sizeof *nk);
+            memcpy(nf, g->key_fn, (size_t)g->nkeys * sizeof *nf);
+        }
+        g->keys = nk;
+        g->key_fn = nf;
+    }
+    g->keys[g->nkeys] = key;
+    g->key_fn[g->nkeys++] = fn_name;
+    return fn_name;
+}
+
 int cpu_launch(CpuGen *g, Node *n, const char *fn_name, int nargs, const int *args, int64_t work_per_tok,
                int64_t work_const, int64_t grain)
 {
+    fn_name = dedup_kernel(g, n, fn_name);
     if (g->nlaunch == g->caplaunch) {
         g->caplaunch = g->caplaunch ? 2 * g->caplaunch : 64;
         RtLaunch *nl = arena_alloc(g->c->arena, (size_t)g->caplaunch * sizeof *nl);
@@ -409,8 +464,14 @@ static void write_commented(const CpuModule *m, const char *text, size_t len, bo
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         size_t l = eol ? (size_t)(eol - p) : (size_t)(end - p);
         int k = kernel_at(m, p, l, asm_text);
-        if (k >= 0)
+        if (k >= 0) {
+            int uses = 0;
+            for (int i = 0; i < m->prog.nlaunch; i++)
+                uses += !strcmp(m->prog.launch[i].kernel, m->prog.launch[k].kernel);
             fprintf(f, "%s IR node: %s\n", cmt, m->comment[k]);
+            if (uses > 1)
+                fprintf(f, "%s (and %d more launches of this kernel in other layers)\n", cmt, uses - 1);
+        }
         fwrite(p, 1, l, f);
         fputc('\n', f);
         p += l + 1;

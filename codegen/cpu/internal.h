@@ -39,6 +39,9 @@ typedef struct CpuGen {
     RtLaunch *launch;
     int nlaunch, caplaunch;
     const char **fn_comment;       /* per launch: the IR node, for emitted text */
+    const char *suffix;            /* of the kernel being built (cpu_kernel_name) */
+    const char **keys, **key_fn;   /* kernels built so far: what they compute -> their name */
+    int nkeys, capkeys;
 } CpuGen;
 
 typedef bool CpuEmitFn(CpuGen *g, Node *n);
