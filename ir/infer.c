@@ -78,12 +78,18 @@ static bool need_rank(Node *n, int i, int lo, int hi, Diags *d)
     return false;
 }
 
-static bool mismatch(Node *n, const char *what, Diags *d)
+/* operands i and j of n disagree */
+static bool mismatch_at(Node *n, int i, int j, const char *what, Diags *d)
 {
     char s0[256], s1[256];
     diag_error(d, n->loc, "'%s' %s: shapes %s and %s do not agree", ir_op_name(n->op), what,
-               shape_str(s0, sizeof s0, n->src[0]), shape_str(s1, sizeof s1, n->src[1]));
+               shape_str(s0, sizeof s0, n->src[i]), shape_str(s1, sizeof s1, n->src[j]));
     return false;
+}
+
+static bool mismatch(Node *n, const char *what, Diags *d)
+{
+    return mismatch_at(n, 0, 1, what, d);
 }
 
 static bool infer_leaf(Node *n, Diags *d)
@@ -140,6 +146,11 @@ static bool infer_split_heads(Node *n, Diags *d)
     if (!need_float(n, 0, d) || !need_rank(n, 0, 1, IR_MAX_RANK - 1, d))
         return false;
     int64_t last = x->shape[x->rank - 1], h = n->a.heads;
+    char b[32];
+    if (last < 0 && last != DIM_UNKNOWN) {
+        diag_error(d, n->loc, "'split_heads' cannot split the symbolic dim %s", dim_str(b, sizeof b, last));
+        return false;
+    }
     if (h <= 0 && h != DIM_UNKNOWN) {
         diag_error(d, n->loc, "'split_heads' needs a positive head count, got %lld", (long long)h);
         return false;
@@ -162,6 +173,12 @@ static bool infer_merge_heads(Node *n, Diags *d)
     if (!need_float(n, 0, d) || !need_rank(n, 0, 2, IR_MAX_RANK, d))
         return false;
     int64_t h = x->shape[x->rank - 2], dh = x->shape[x->rank - 1];
+    char b[32];
+    if ((h < 0 && h != DIM_UNKNOWN) || (dh < 0 && dh != DIM_UNKNOWN)) {
+        diag_error(d, n->loc, "'merge_heads' cannot merge the symbolic dim %s",
+                   dim_str(b, sizeof b, h < 0 && h != DIM_UNKNOWN ? h : dh));
+        return false;
+    }
     set_shape(n, x->dt, x->rank - 1, x->shape);
     n->shape[n->rank - 1] = h >= 0 && dh >= 0 ? h * dh : DIM_UNKNOWN;
     return true;
@@ -254,7 +271,7 @@ static bool infer_fused(Node *n, Diags *d)
 {
     for (int i = 1; i < n->nsrc; i++)
         if (!same_shape(n->src[0], n->src[i]))
-            return mismatch(n, "operands", d);
+            return mismatch_at(n, 0, i, "operands", d);
     set_shape(n, DT_F32, n->src[0]->rank, n->src[0]->shape);
     return true;
 }

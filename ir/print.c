@@ -46,7 +46,12 @@ static void print_attrs(const Node *n, FILE *f)
 {
     switch (n->op) {
     case OP_RMS_NORM: fprintf(f, " {eps=%g}", n->a.eps); break;
-    case OP_SPLIT_HEADS: fprintf(f, " {heads=%lld}", (long long)n->a.heads); break;
+    case OP_SPLIT_HEADS:
+        if (n->a.heads == DIM_UNKNOWN)
+            fputs(" {heads=?}", f);
+        else
+            fprintf(f, " {heads=%lld}", (long long)n->a.heads);
+        break;
     case OP_ROPE:
         fprintf(f, " {theta=%g", n->a.rope.theta);
         if (n->a.rope.llama3)
@@ -73,7 +78,8 @@ void ir_print_node(const Node *n, FILE *f)
     } else {
         col += fprintf(f, "(");
         for (int i = 0; i < n->nsrc; i++)
-            col += fprintf(f, "%s%%%d", i ? ", " : "", n->src[i]->id);
+            col += n->src[i] ? fprintf(f, "%s%%%d", i ? ", " : "", n->src[i]->id)
+                             : fprintf(f, "%snull", i ? ", " : "");   /* the verifier prints broken graphs */
         col += fprintf(f, ")");
     }
     print_attrs(n, f);
@@ -100,7 +106,11 @@ void ir_print_node(const Node *n, FILE *f)
 void ir_print(const Graph *g, FILE *f)
 {
     fprintf(f, "graph %s {\n", g->name);
-    for (int i = 0; i < g->n; i++)
-        ir_print_node(g->nodes[i], f);
+    for (int i = 0; i < g->n; i++) {
+        if (g->nodes[i])
+            ir_print_node(g->nodes[i], f);
+        else
+            fprintf(f, "  (null node at %d)\n", i);
+    }
     fputs("}\n", f);
 }

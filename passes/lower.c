@@ -380,8 +380,16 @@ static Value eval(Lower *L, const Expr *e)
     case EX_BINARY: return eval_binary(L, e);
     case EX_TERNARY: {
         Value c = eval(L, e->a);
-        if (c.k == V_UNKNOWN)
-            return eval(L, e->c);
+        if (c.k == V_UNKNOWN) {
+            /* Unbound condition: a tensor takes the else branch (the graph
+             * needs one); a scalar is unknown unless both branches agree. */
+            Value no = eval(L, e->c);
+            if (no.k == V_TENSOR || no.k == V_UNKNOWN)
+                return no;
+            Value yes = eval(L, e->b);
+            bool same = yes.k == no.k && (no.k == V_STR ? !strcmp(yes.s, no.s) : num(yes) == num(no));
+            return same ? no : unknown();
+        }
         bool t = c.k == V_STR ? c.s[0] != 0 : num(c) != 0;
         return eval(L, t ? e->b : e->c);
     }
@@ -505,6 +513,9 @@ static Node *weight_node(Lower *L, const Stmt *s, const char *ckpt_name, SrcLoc 
                 error_at(L, loc, "weight '%s' is used again with another shape%s", ckpt_name, "");
                 break;
             }
+        DType want = dtype_of(s->type->dtype);
+        if (want != DT_NONE && want != w->dt)
+            error_at(L, loc, "weight '%s' is used again as %s", ckpt_name, ir_dtype_name(want));
         return w;
     }
     w = node(L, OP_WEIGHT, loc, 0, NULL);
@@ -539,17 +550,15 @@ static Node *weight_node(Lower *L, const Stmt *s, const char *ckpt_name, SrcLoc 
     for (int i = 0; same && i < w->rank; i++)
         same = w->shape[i] == DIM_UNKNOWN || w->shape[i] == t->shape[i];
     if (!same) {
-        char have[160], want[160];
-        size_t k = 0, j = 0;
+        char have[160];
+        size_t k = 0;
         k += (size_t)snprintf(have, sizeof have, "[");
         for (int i = 0; i < t->rank && k < sizeof have - 24; i++)
             k += (size_t)snprintf(have + k, sizeof have - k, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
         snprintf(have + k, sizeof have - k, "]");
-        j += (size_t)snprintf(want, sizeof want, "[");
-        for (int i = 0; i < w->rank && j < sizeof want - 24; i++)
-            j += (size_t)snprintf(want + j, sizeof want - j, "%s%lld", i ? ", " : "", (long long)w->shape[i]);
-        snprintf(want + j, sizeof want - j, "]");
-        diag_error(L->c->diags, loc, "weight '%s' is %s in %s, the spec says %s", ckpt_name, have, t->file, want);
+        /* the spec's side may hold unbound dims: "?" as the IR prints them */
+        diag_error(L->c->diags, loc, "weight '%s' is %s in %s, the spec says %s", ckpt_name, have, t->file,
+                   ir_shape_str(L->c->arena, w));
         L->failed = true;
     }
     for (int i = 0; i < w->rank; i++)
@@ -598,12 +607,16 @@ static void lower_stmt(Lower *L, const Stmt *s)
     switch (s->kind) {
     case ST_PARAM: {
         const CompileEnv *env = L->c->env;
+        int set = -1;
         for (int i = 0; i < env->nset; i++)
             if (!strcmp(env->set_names[i], s->name)) {
                 L->set_used[i] = true;
-                define(L, s->name, parse_set(L, env->set_values[i]));
-                return;
+                set = i;            /* the last --set of a name wins */
             }
+        if (set >= 0) {
+            define(L, s->name, parse_set(L, env->set_values[set]));
+            return;
+        }
         Value v = eval(L, s->value);
         if (v.k == V_UNKNOWN)
             L->c->unbound = true;
@@ -631,7 +644,9 @@ static void lower_stmt(Lower *L, const Stmt *s)
         Value v = eval(L, s->value);
         if (v.k == V_TENSOR && !v.t->name && !(ir_ops[v.t->op].flags & OPF_LEAF))
             v.t->name = s->name;
-        if (s->kind == ST_OUTPUT && v.k == V_TENSOR)
+        if (s->kind == ST_OUTPUT && v.k == V_TENSOR && v.t->output)
+            error_at(L, s->loc, "output '%s' is the same value as output '%s'", s->name, v.t->output);
+        else if (s->kind == ST_OUTPUT && v.k == V_TENSOR)
             v.t->output = s->name;
         if (s->kind == ST_OUTPUT && v.k != V_TENSOR && !L->failed)
             error_at(L, s->loc, "output '%s' must be a tensor%s", s->name, "");

@@ -7,7 +7,9 @@
  * occupant's last reader ran strictly before it (a kernel never writes a
  * buffer it reads).  Outputs live to the end.  Slot sizes are bytes per token
  * plus a constant, so the runtime sizes them for the longest step it runs.
- * Guarantees: g->nslots, g->slot_per_tok/slot_const. */
+ * Guarantees: g->nslots, g->slot_per_tok/slot_const.  A graph with unbound
+ * parameters (c->unbound: `modelc check` without a config) has unknown dims
+ * and is left unplanned (every buf -1, no slots); codegen refuses it. */
 #include <string.h>
 
 #include "passes/passes.h"
@@ -23,6 +25,9 @@ bool pass_plan_memory(Compilation *c)
 {
     Graph *g = c->graph;
     int n = g->n;
+    g->nslots = 0;
+    if (c->unbound)
+        return true;
     int *last = arena_alloc(c->arena, (size_t)n * sizeof *last);
     for (int i = 0; i < n; i++)
         last[i] = g->nodes[i]->output ? n : i;
@@ -52,8 +57,9 @@ bool pass_plan_memory(Compilation *c)
         }
         int64_t per_tok, cst;
         if (ir_numel_per_tok(nd, &per_tok, &cst) < 0) {
-            diag_error(c->diags, nd->loc, "'%s' has a shape that cannot be planned (unbound parameters?)",
-                       ir_op_name(nd->op));
+            diag_error(c->diags, nd->loc,
+                       "'%s' has shape %s, which cannot be planned (only one seq dim and concrete dims are supported)",
+                       ir_op_name(nd->op), ir_shape_str(c->arena, nd));
             return false;
         }
         per_tok *= ir_dtype_size(nd->dt);
