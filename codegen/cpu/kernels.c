@@ -89,23 +89,24 @@ static void dot_rows(KB *k, int R, LLVMValueRef x, LLVMValueRef xoff, LLVMValueR
 
 /* ---- linear -------------------------------------------------------------- */
 
-/* y[t, n] = sum_k x[t, k] * w[n, k].  Work items are output columns n: a
- * thread streams its rows of w once and applies them to every token, U
- * tokens at a time (then one at a time for the rest). */
+/* y[t, n] = sum_k x[t, k] * w[n, k] over every row t of x (T tokens times
+ * the dims between seq and K).  Work items are output columns n: a thread
+ * streams its rows of w once and applies them to every row of x, U rows at a
+ * time (then one at a time for the rest). */
 static void linear_rows(KB *k, int R, int U, LLVMValueRef r0, LLVMValueRef x, LLVMValueRef w, LLVMValueRef y,
-                        DType wdt, int64_t K, int64_t N)
+                        DType wdt, int64_t K, int64_t N, LLVMValueRef rows)
 {
     LLVMValueRef wrow[8];
     for (int r = 0; r < R; r++)
         wrow[r] = kb_mul(k, kb_add(k, r0, kb_i64(k, r)), kb_i64(k, K));
-    LLVMValueRef tiled = kb_mul(k, LLVMBuildSDiv(k->b, k->T, kb_i64(k, U), ""), kb_i64(k, U));
+    LLVMValueRef tiled = kb_mul(k, LLVMBuildSDiv(k->b, rows, kb_i64(k, U), ""), kb_i64(k, U));
     for (int pass = 0; pass < 2; pass++) {
         int u_n = pass == 0 ? U : 1;
         if (pass == 0 && U == 1)
             continue;
         Loop lt;
         LLVMValueRef t = pass == 0 ? kb_loop(k, &lt, kb_i64(k, 0), tiled, kb_i64(k, U))
-                                   : kb_loop(k, &lt, U == 1 ? kb_i64(k, 0) : tiled, k->T, kb_i64(k, 1));
+                                   : kb_loop(k, &lt, U == 1 ? kb_i64(k, 0) : tiled, rows, kb_i64(k, 1));
         LLVMValueRef xoff[8], sums[32];
         for (int u = 0; u < u_n; u++)
             xoff[u] = kb_mul(k, kb_add(k, t, kb_i64(k, u)), kb_i64(k, K));
@@ -123,26 +124,27 @@ bool cpu_emit_linear(CpuGen *g, Node *n)
 {
     KB *k = &g->k;
     Node *xn = n->src[0], *wn = n->src[1];
-    int64_t K = wn->shape[1], N = wn->shape[0];
+    int64_t K = wn->shape[1], N = wn->shape[0], per_tok, cst;
+    ir_numel_per_tok(xn, &per_tok, &cst);
     enum { R = 4 };
     const char *name = cpu_kernel_name(g, n, "");
     kb_begin(k, name);
     LLVMValueRef x = kb_arg(k, 0, k->f32), w = kb_arg(k, 1, kb_elem(k, wn->dt)), y = kb_arg(k, 2, k->f32);
-    /* rows [lo, mid) in blocks of R, then [mid, hi) one at a time */
+    LLVMValueRef rows = kb_add(k, kb_mul(k, k->T, kb_i64(k, per_tok / K)), kb_i64(k, cst / K));
+    /* columns [lo, mid) in blocks of R, then [mid, hi) one at a time */
     LLVMValueRef span = LLVMBuildSub(k->b, k->hi, k->lo, "");
     LLVMValueRef mid = kb_add(k, k->lo, kb_mul(k, LLVMBuildSDiv(k->b, span, kb_i64(k, R), ""), kb_i64(k, R)));
     Loop lb, l1;
     int U = k->vw >= 16 ? 4 : 2;   /* R*U accumulators: 16 vector registers on AVX2, 32 on AVX-512 */
     LLVMValueRef r = kb_loop(k, &lb, k->lo, mid, kb_i64(k, R));
-    linear_rows(k, R, U, r, x, w, y, wn->dt, K, N);
+    linear_rows(k, R, U, r, x, w, y, wn->dt, K, N, rows);
     kb_loop_end(k, &lb);
     r = kb_loop(k, &l1, mid, k->hi, kb_i64(k, 1));
-    linear_rows(k, 1, U, r, x, w, y, wn->dt, K, N);
+    linear_rows(k, 1, U, r, x, w, y, wn->dt, K, N, rows);
     kb_loop_end(k, &l1);
     kb_finish(k);
-    (void)xn;
     int args[] = {bufid(g, n->src[0]), bufid(g, wn), bufid(g, n)};
-    set_cost(g, cpu_launch(g, n, name, 3, args, 0, N, R), 0, K, 0);
+    set_cost(g, cpu_launch(g, n, name, 3, args, 0, N, R), cst, per_tok, 0);
     return true;
 }
 
