@@ -15,8 +15,9 @@ CC         := gcc
 LLVM_CONFIG ?= llvm-config-14
 PYTHON     ?= /usr/bin/python3
 CUDA_HOME  ?= /usr/local/cuda
+VERSION    := 0.1.0
 
-CFLAGS_BASE := -std=c11 -Wall -Wextra -Wshadow -O2 -g -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP -pthread
+CFLAGS_BASE := -std=c11 -Wall -Wextra -Wshadow -O2 -g -fPIC -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP -pthread
 CFLAGS     += $(CFLAGS_BASE)
 LDFLAGS    += -pthread
 
@@ -30,7 +31,7 @@ Q := @
 endif
 
 # Packages `make test` and `make demo` install on a fresh machine (Debian).
-APT_PACKAGES := flex bison libcmocka-dev llvm-14-dev libjansson-dev python3-numpy zlib1g-dev libncurses-dev
+APT_PACKAGES := flex bison libcmocka-dev llvm-14-dev libjansson-dev python3-numpy zlib1g-dev libncurses-dev pkg-config
 
 LLVM_CFLAGS = $(shell $(LLVM_CONFIG) --includedir | sed 's/^/-isystem /')
 LLVM_LIBS   = $(shell $(LLVM_CONFIG) --link-static --libs orcjit native passes ipo vectorize instcombine scalaropts analysis target bitwriter 2>/dev/null)
@@ -59,11 +60,20 @@ $(BUILD)/libmodelc.a: $(COMPILER_OBJS)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libmodelc_rt.a: $(RUNTIME_OBJS)
-	@echo "  AR      $@"
-	$(Q)rm -f $@ && ar rcs $@ $^
+# The runtime (position-independent): what `modelc build` links into
+# executables and libraries (embedded in modelc, see cli/rtblob.S, beside
+# jansson's static archive for executables) and what `make install` installs.
+JANSSON_A = $(shell $(CC) -print-file-name=libjansson.a)
+$(BUILD)/libmodelc_rt.a: $(BUILD)/libruntime.a
+	@echo "  CP      $@"
+	$(Q)cp $< $@
 
-$(BUILD)/modelc: $(CLI_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libmodelc.a $(BUILD)/libmodelc_rt.a
+$(BUILD)/cli/rtblob.o: cli/rtblob.S $(BUILD)/libmodelc_rt.a
+	@mkdir -p $(dir $@)
+	@echo "  AS      $<"
+	$(Q)$(CC) -c -DRT_ARCHIVE='"$(BUILD)/libmodelc_rt.a"' -DJANSSON_ARCHIVE='"$(JANSSON_A)"' -o $@ $<
+
+$(BUILD)/modelc: $(CLI_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/cli/rtblob.o $(BUILD)/libmodelc.a $(BUILD)/libmodelc_rt.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -L$(LLVM_LIBDIR) $(LLVM_LIBS) $(SYS_LIBS)
 
@@ -91,9 +101,24 @@ deps:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps clean test demo bench-cpu
+.PHONY: all deps clean test demo bench-cpu install uninstall
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
-demo: deps all
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)MODELC=$(BUILD)/modelc PYTHON=$(PYTHON) examples/demo.sh
+
+# ---- install ---------------------------------------------------------------
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/modelc $(DESTDIR)$(PREFIX)/bin/modelc
+	install -m 644 $(BUILD)/libmodelc_rt.a $(DESTDIR)$(PREFIX)/lib/libmodelc_rt.a
+	install -m 644 runtime/modelc.h $(DESTDIR)$(PREFIX)/include/modelc.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' modelc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/modelc.pc
+	@echo "installed modelc under $(DESTDIR)$(PREFIX)"
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/modelc $(DESTDIR)$(PREFIX)/lib/libmodelc_rt.a \
+	      $(DESTDIR)$(PREFIX)/include/modelc.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/modelc.pc

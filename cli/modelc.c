@@ -8,11 +8,14 @@
  * says what and where; 2 bad command-line usage.  Nothing is written to an
  * output path unless the whole step succeeded (temporary name, then rename). */
 #include <errno.h>
+#include <libgen.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +26,6 @@
 
 #define MODELC_VERSION "0.1.0"
 #define MAX_SET 64
-#define MAX_TOKENS 1000000
 
 static const char usage_text[] =
     "usage: modelc <command> SPEC.mdl [options]\n"
@@ -32,6 +34,7 @@ static const char usage_text[] =
     "  check   parse and verify a spec; diagnostics on stderr\n"
     "  emit    write the IR, LLVM IR, assembly or an object file of the kernels\n"
     "  run     compile for this CPU (JIT) and run a checkpoint\n"
+    "  build   compile to a standalone executable (--lib: a shared library with the C API)\n"
     "\n"
     "binding a spec's parameters:\n"
     "  --weights PATH        a .safetensors file or a Hugging Face checkpoint directory\n"
@@ -51,26 +54,32 @@ static const char usage_text[] =
     "  --emit ir|llvm|asm|obj  what to write (default ir)\n"
     "  -o DIR                write DIR/<model>.{ir,ll,s,o} instead of standard output\n"
     "\n"
-    "run:\n"
-    "  --tokens 1,2,3        prompt token ids\n"
-    "  --max-new N           greedy tokens to generate (default 16); printed on one stdout line\n"
-    "  --logits-out F.npy    write float32 logits [T, vocab] for every prompt position\n"
-    "  --threads N           CPU threads (default: all online CPUs)\n"
-    "  --ctx N               KV cache positions (default: prompt + max-new)\n"
-    "  --quiet               no timing line on stderr\n"
-    "  --profile             time every kernel; print the costliest on stderr\n"
+    "build:\n"
+    "  -o OUT                the executable to write (with --lib: libNAME.so, plus NAME.h beside it)\n"
+    "  --lib                 a shared library with the C API of modelc.h instead of an executable\n"
+    "  (the weights' dtypes and config are fixed at build time: give --weights or --config)\n"
+    "\n"
+    "run (and the executables modelc build writes):\n";
+static const char usage_tail[] =
     "\n"
     "  modelc --version      version and host CPU\n"
     "exit status: 0 ok, 1 bad input or failed run, 2 bad usage\n";
 
+static void print_usage(void)
+{
+    fputs(usage_text, stdout);
+    fputs(rt_run_usage, stdout);
+    fputs(usage_tail, stdout);
+}
+
 typedef struct Opts {
-    const char *cmd, *spec, *weights, *config, *emit, *outdir, *tokens, *prompt, *logits_out, *print_after;
-    bool print_after_all, time_passes, quiet, profile;
+    const char *cmd, *spec, *config, *emit, *outdir, *print_after;
+    bool print_after_all, time_passes, lib;
     int nset;
     const char *set_names[MAX_SET], *set_values[MAX_SET];
     DType weight_dt;
-    long long max_new, threads, ctx;
     int opt;
+    RtRunOptions run;      /* --weights and the run options (runtime/run.c) */
 } Opts;
 
 static _Noreturn void usage_error(const char *fmt, ...)
@@ -82,16 +91,6 @@ static _Noreturn void usage_error(const char *fmt, ...)
     va_end(ap);
     fputs("\n(see 'modelc --help')\n", stderr);
     exit(2);
-}
-
-static long long parse_count(const char *flag, const char *v, long long lo, long long hi)
-{
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || errno || n < lo || n > hi)
-        usage_error("%s needs an integer from %lld to %lld, got '%s'", flag, lo, hi, v);
-    return n;
 }
 
 /* --flag VALUE or --flag=VALUE */
@@ -110,12 +109,12 @@ static const char *value_of(int argc, char **argv, int *i, const char *flag)
 static void parse_args(int argc, char **argv, Opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->max_new = 16;
+    rt_run_options_init(&o->run);
     o->opt = 3;
     if (argc < 2)
         usage_error("no command given");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        fputs(usage_text, stdout);
+        print_usage();
         exit(0);
     }
     if (!strcmp(argv[1], "--version")) {
@@ -123,15 +122,19 @@ static void parse_args(int argc, char **argv, Opts *o)
         exit(0);
     }
     o->cmd = argv[1];
-    if (strcmp(o->cmd, "check") && strcmp(o->cmd, "emit") && strcmp(o->cmd, "run"))
-        usage_error("unknown command '%s' (commands: check, emit, run)", o->cmd);
+    if (strcmp(o->cmd, "check") && strcmp(o->cmd, "emit") && strcmp(o->cmd, "run") && strcmp(o->cmd, "build"))
+        usage_error("unknown command '%s' (commands: check, emit, run, build)", o->cmd);
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v;
+        RtErr err;
+        int r = rt_run_option(argc, argv, &i, &o->run, &err);
+        if (r < 0)
+            usage_error("%s", err.msg);
+        if (r > 0)
+            continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
+            print_usage();
             exit(0);
-        } else if ((v = value_of(argc, argv, &i, "--weights"))) {
-            o->weights = v;
         } else if ((v = value_of(argc, argv, &i, "--config"))) {
             o->config = v;
         } else if ((v = value_of(argc, argv, &i, "--set"))) {
@@ -155,12 +158,10 @@ static void parse_args(int argc, char **argv, Opts *o)
             o->print_after = v;
         } else if (!strcmp(a, "--print-after-all")) {
             o->print_after_all = true;
+        } else if (!strcmp(a, "--lib")) {
+            o->lib = true;
         } else if (!strcmp(a, "--time-passes")) {
             o->time_passes = true;
-        } else if (!strcmp(a, "--profile")) {
-            o->profile = true;
-        } else if (!strcmp(a, "--quiet")) {
-            o->quiet = true;
         } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
             o->opt = a[2] - '0';
         } else if ((v = value_of(argc, argv, &i, "--emit"))) {
@@ -169,18 +170,6 @@ static void parse_args(int argc, char **argv, Opts *o)
             o->emit = v;
         } else if ((v = value_of(argc, argv, &i, "-o"))) {
             o->outdir = v;
-        } else if ((v = value_of(argc, argv, &i, "--tokens"))) {
-            o->tokens = v;
-        } else if ((v = value_of(argc, argv, &i, "--prompt"))) {
-            o->prompt = v;
-        } else if ((v = value_of(argc, argv, &i, "--max-new"))) {
-            o->max_new = parse_count("--max-new", v, 0, MAX_TOKENS);
-        } else if ((v = value_of(argc, argv, &i, "--logits-out"))) {
-            o->logits_out = v;
-        } else if ((v = value_of(argc, argv, &i, "--threads"))) {
-            o->threads = parse_count("--threads", v, 1, 1024);
-        } else if ((v = value_of(argc, argv, &i, "--ctx"))) {
-            o->ctx = parse_count("--ctx", v, 1, 1 << 24);
         } else if (a[0] == '-' && a[1]) {
             usage_error("unknown option '%s'", a);
         } else if (!o->spec) {
@@ -191,17 +180,33 @@ static void parse_args(int argc, char **argv, Opts *o)
     }
     if (!o->spec)
         usage_error("%s needs a spec file", o->cmd);
-    bool run = !strcmp(o->cmd, "run"), emit = !strcmp(o->cmd, "emit");
-    if (run && !o->weights)
+    bool run = !strcmp(o->cmd, "run"), emit = !strcmp(o->cmd, "emit"), build = !strcmp(o->cmd, "build");
+    const RtRunOptions *r = &o->run;
+    if (run && !r->weights)
         usage_error("run needs --weights PATH");
-    if (run && o->prompt)
+    if (run && r->prompt_text)
         usage_error("--prompt needs a tokenizer, which this build does not have yet; pass --tokens");
-    if (run && !o->tokens)
+    if (run && !r->prompt)
         usage_error("run needs --tokens 1,2,3");
-    if (!run && (o->tokens || o->logits_out || o->prompt))
-        usage_error("--tokens, --prompt and --logits-out go with 'run'");
-    if (!emit && (o->emit || o->outdir))
-        usage_error("--emit and -o go with 'emit'");
+    if (build && r->weights && (r->prompt || r->logits_out || r->prompt_text))
+        usage_error("build takes the run options when the built program runs, not now");
+    if (!run && (r->prompt || r->logits_out || r->prompt_text || r->max_new != 16 || r->threads || r->ctx ||
+                 r->quiet || r->profile))
+        usage_error("--tokens, --prompt, --max-new, --logits-out, --threads, --ctx, --quiet and --profile go with 'run'");
+    if (!emit && o->emit)
+        usage_error("--emit goes with 'emit'");
+    if (!emit && !build && o->outdir)
+        usage_error("-o goes with 'emit' and 'build'");
+    if (!build && o->lib)
+        usage_error("--lib goes with 'build'");
+    if (build && !o->outdir)
+        usage_error("build needs -o OUT");
+    if (build && o->lib) {
+        const char *base = strrchr(o->outdir, '/') ? strrchr(o->outdir, '/') + 1 : o->outdir;
+        size_t n = strlen(base);
+        if (n < 7 || strncmp(base, "lib", 3) || strcmp(base + n - 3, ".so"))
+            usage_error("--lib needs -o libNAME.so, got '%s'", o->outdir);
+    }
     if (emit && !o->emit)
         o->emit = "ir";
 }
@@ -246,7 +251,7 @@ static bool compile_spec(const Opts *o, Build *b, FILE *dump)
     b->arena = arena_new();
     diag_init(&b->diags, b->arena);
     RtErr err = {{0}};
-    if (o->weights && !rt_ckpt_open(o->weights, &b->ckpt, &err)) {
+    if (o->run.weights && !rt_ckpt_open(o->run.weights, &b->ckpt, &err)) {
         diag_error_nopos(&b->diags, "%s", err.msg);
         return false;
     }
@@ -258,7 +263,7 @@ static bool compile_spec(const Opts *o, Build *b, FILE *dump)
     Module *m = fe_parse_file(o->spec, b->arena, &b->diags);
     if (!m || !fe_check(m, &b->diags))
         return false;
-    b->env = (CompileEnv){.config = b->config, .ckpt = b->ckpt, .ckpt_path = o->weights, .config_path = cfg,
+    b->env = (CompileEnv){.config = b->config, .ckpt = b->ckpt, .ckpt_path = o->run.weights, .config_path = cfg,
                           .nset = o->nset, .set_names = o->set_names, .set_values = o->set_values,
                           .default_weight_dt = o->weight_dt};
     b->comp = (Compilation){.arena = b->arena, .diags = &b->diags, .module = m, .env = &b->env};
@@ -329,17 +334,15 @@ static bool out_close(OutFile *of, bool ok, Diags *d)
 static int cmd_emit(const Opts *o)
 {
     Build b = {0};
-    if (o->outdir) {
-        struct stat st;
-        if (stat(o->outdir, &st) && mkdir(o->outdir, 0777)) {
-            fprintf(stderr, "modelc: error: cannot create directory %s: %s\n", o->outdir, strerror(errno));
-            return 1;
-        }
-    }
     if (!o->outdir && !strcmp(o->emit, "obj"))
         usage_error("--emit obj writes binary: give -o DIR");
     if (!compile_spec(o, &b, o->outdir ? stderr : stdout))
         return fail_diags(&b);
+    struct stat st;
+    if (o->outdir && stat(o->outdir, &st) && mkdir(o->outdir, 0777)) {
+        diag_error_nopos(&b.diags, "cannot create directory %s: %s", o->outdir, strerror(errno));
+        return fail_diags(&b);
+    }
     const char *name = b.comp.graph->name;
     OutFile of = {0};
     FILE *f = stdout;
@@ -378,136 +381,209 @@ static int cmd_emit(const Opts *o)
 
 /* ---- run ------------------------------------------------------------------ */
 
-static int32_t *parse_tokens(const char *s, int64_t *n)
-{
-    int64_t cap = 16, k = 0;
-    int32_t *t = malloc((size_t)cap * sizeof *t);
-    for (const char *p = s; t;) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ',') || k >= MAX_TOKENS) {
-            free(t);
-            usage_error("--tokens takes comma-separated token ids (0 to 2^31-1), got '%s'", s);
-        }
-        if (k == cap) {
-            int32_t *nt = realloc(t, (size_t)(cap *= 2) * sizeof *t);
-            if (!nt) {
-                free(t);
-                return NULL;
-            }
-            t = nt;
-        }
-        t[k++] = (int32_t)v;
-        if (!*end)
-            break;
-        p = end + 1;
-    }
-    *n = k;
-    return t;
-}
-
-static int32_t argmax_row(const float *row, int64_t n)
-{
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (row[i] > row[best])
-            best = i;
-    return (int32_t)best;
-}
-
 static int cmd_run(const Opts *o)
 {
-    int64_t T;
-    int32_t *prompt = parse_tokens(o->tokens, &T);
-    if (!prompt) {
-        fprintf(stderr, "modelc: error: out of memory\n");
-        return 1;
-    }
     Build b = {0};
     double t0 = now();
-    if (!compile_spec(o, &b, stderr) || !compile_cpu(o, &b) || !cpu_jit(b.cpu, &b.diags)) {
-        free(prompt);
+    if (!compile_spec(o, &b, stderr) || !compile_cpu(o, &b) || !cpu_jit(b.cpu, &b.diags))
         return fail_diags(&b);
-    }
-    double t_compile = now() - t0;
-    const RtProgram *p = cpu_program(b.cpu);
-    RtSessionOptions so = {.threads = (int)o->threads, .max_step = T, .max_ctx = o->ctx ? o->ctx : T + o->max_new};
-    RtSession *s = NULL;
-    RtErr err = {{0}};
-    float *prefill_logits = NULL;
-    int rc = 1;
-    if (so.max_ctx < T + (o->max_new > 0 ? o->max_new - 1 : 0)) {
-        fprintf(stderr, "modelc: error: --ctx %lld is too small for %lld prompt tokens and %lld new ones\n",
-                (long long)so.max_ctx, (long long)T, o->max_new);
-        goto out;
-    }
-    if (!rt_session_new(p, b.ckpt, &so, &s, &err)) {
-        fprintf(stderr, "modelc: error: %s\n", err.msg);
-        goto out;
-    }
-    rt_session_profile(s, o->profile);
-    double t1 = now();
-    const float *logits = rt_session_step(s, prompt, T, &err);
-    if (!logits) {
-        fprintf(stderr, "modelc: error: %s\n", err.msg);
-        goto out;
-    }
-    double t_prefill = now() - t1;
-    if (o->logits_out) {
-        prefill_logits = malloc((size_t)T * (size_t)p->vocab * sizeof *prefill_logits);
-        if (!prefill_logits) {
-            fprintf(stderr, "modelc: error: out of memory keeping %lld x %lld logits\n", (long long)T, (long long)p->vocab);
-            goto out;
-        }
-        memcpy(prefill_logits, logits, (size_t)T * (size_t)p->vocab * sizeof *prefill_logits);
-    }
-    if (o->profile) {
-        fprintf(stderr, "prefill ");
-        rt_session_print_profile(s, stderr, 12);
-        rt_session_profile(s, true);
-    }
-    double t2 = now();
-    int32_t next = argmax_row(logits + (T - 1) * p->vocab, p->vocab);
-    for (long long i = 0; i < o->max_new; i++) {
-        printf(i ? " %d" : "%d", next);
-        fflush(stdout);
-        if (i + 1 == o->max_new)
-            break;
-        logits = rt_session_step(s, &next, 1, &err);
-        if (!logits) {
-            fprintf(stderr, "\nmodelc: error: %s\n", err.msg);
-            goto out;
-        }
-        next = argmax_row(logits, p->vocab);
-    }
-    printf("\n");
-    fflush(stdout);
-    double t_decode = now() - t2;
-    if (o->profile) {
-        fprintf(stderr, "decode ");
-        rt_session_print_profile(s, stderr, 12);
-    }
-    if (o->logits_out) {
-        int64_t shape[2] = {T, p->vocab};
-        if (!rt_npy_write_f32(o->logits_out, prefill_logits, shape, 2, &err)) {
-            fprintf(stderr, "modelc: error: %s\n", err.msg);
-            goto out;
-        }
-    }
-    if (!o->quiet) {
-        long long steps = o->max_new > 1 ? o->max_new - 1 : 0;
-        fprintf(stderr, "modelc: compile %.0f ms; prefill %lld tokens %.1f ms (%.1f tok/s); decode %lld tokens %.1f ms (%.1f tok/s); %d threads\n",
-                t_compile * 1e3, (long long)T, t_prefill * 1e3, (double)T / t_prefill, steps, t_decode * 1e3,
-                steps ? (double)steps / t_decode : 0.0, so.threads ? so.threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
-    }
-    rc = 0;
-out:
-    rt_session_free(s);
-    free(prefill_logits);
-    free(prompt);
+    int rc = rt_run(cpu_program(b.cpu), b.ckpt, &o->run, now() - t0);
     build_free(&b);
     return rc;
+}
+
+/* ---- build ----------------------------------------------------------------- */
+
+extern const unsigned char modelc_rt_archive[], modelc_rt_archive_end[];
+extern const unsigned char modelc_jansson_archive[], modelc_jansson_archive_end[];
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static bool write_file(const char *path, const void *data, size_t n, Diags *d)
+{
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(data, 1, n, f) == n;
+    if (f && fclose(f))
+        ok = false;
+    if (!ok)
+        diag_error_nopos(d, "cannot write %s: %s", path, strerror(errno));
+    return ok;
+}
+
+/* Run a command (argv[0] looked up in PATH); true if it exited 0. */
+static bool spawn(char *const argv[], Diags *d)
+{
+    pid_t pid;
+    extern char **environ;
+    int e = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+    if (e) {
+        diag_error_nopos(d, "cannot run %s: %s (modelc build links with a C compiler driver; set CC)", argv[0],
+                         strerror(e));
+        return false;
+    }
+    int status;
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+        char cmd[1024];
+        size_t k = 0;
+        for (int i = 0; argv[i] && k < sizeof cmd - 1; i++)
+            k += (size_t)snprintf(cmd + k, sizeof cmd - k, "%s%s", i ? " " : "", argv[i]);
+        diag_error_nopos(d, "linking failed: %s", cmd);
+        return false;
+    }
+    return true;
+}
+
+/* The build options that shape the output, canonical (no paths). */
+static char *build_options(const Opts *o, const Build *b)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    fprintf(f, "--target cpu -O%d%s", o->opt, o->lib ? " --lib" : "");
+    for (int i = 0; i < o->nset; i++)
+        fprintf(f, " --set %s=%s", o->set_names[i], o->set_values[i]);
+    if (o->weight_dt)
+        fprintf(f, " --weight-dtype %s", ir_dtype_name(o->weight_dt));
+    const RtProgram *p = cpu_program(b->cpu);
+    int counts[RT_DTYPE_COUNT] = {0};
+    for (int i = 0; i < p->nbufs; i++)
+        if (p->bufs[i].kind == RB_WEIGHT)
+            counts[p->bufs[i].dtype]++;
+    fprintf(f, "; weights");
+    for (int t = 0; t < RT_DTYPE_COUNT; t++)
+        if (counts[t])
+            fprintf(f, " %d %s", counts[t], rt_dtype_name((RtDType)t));
+    fclose(f);
+    return buf;
+}
+
+static char *model_name_of(const char *out)
+{
+    const char *base = strrchr(out, '/') ? strrchr(out, '/') + 1 : out;
+    char *name = strndup(base + 3, strlen(base) - 6);   /* libNAME.so */
+    for (char *c = name; c && *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+            *c = '_';
+    return name;
+}
+
+static bool write_header(const char *out, const char *name, const char *info, const RtProgram *p, Diags *d)
+{
+    char *dir = strdup(out), *path = NULL, *tmp = NULL, *text = NULL;
+    bool ok = false;
+    if (dir && asprintf(&path, "%s/%s.h", dirname(dir), name) >= 0 && asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) >= 0 &&
+        asprintf(&text,
+                 "/* %s.h — written by modelc build; see modelc.h for the API and its threading rules.\n"
+                 " * %s */\n#ifndef MODELC_MODEL_%s_H\n#define MODELC_MODEL_%s_H\n\n#include <modelc.h>\n\n"
+                 "#define %s_VOCAB %lld\n\n/* pass to modelc_open */\nextern const ModelcModelDesc %s_model;\n\n#endif\n",
+                 name, info, name, name, name, (long long)p->vocab, name) >= 0) {
+        ok = write_file(tmp, text, strlen(text), d);
+        if (ok && rename(tmp, path)) {
+            diag_error_nopos(d, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+            ok = false;
+        }
+        if (!ok)
+            unlink(tmp);
+    }
+    free(dir);
+    free(path);
+    free(tmp);
+    free(text);
+    return ok;
+}
+
+static int cmd_build(const Opts *o)
+{
+    Build b = {0};
+    if (!compile_spec(o, &b, stderr) || !compile_cpu(o, &b))
+        return fail_diags(&b);
+    const RtProgram *p = cpu_program(b.cpu);
+    char *plan = rt_program_to_json(p), *opts = build_options(o, &b), *ir = cpu_module_text(b.cpu);
+    char *name = o->lib ? model_name_of(o->outdir) : strdup("modelc");
+    char dir[] = "/tmp/modelc-build-XXXXXX";
+    char *obj = NULL, *rtlib = NULL, *jlib = NULL, *tmp_out = NULL, *info = NULL, *sym = NULL;
+    bool made_dir = mkdtemp(dir) != NULL, ok = false;
+    if (!plan || !opts || !ir || !name || !made_dir) {
+        diag_error_nopos(&b.diags, made_dir ? "out of memory" : "cannot create a temporary directory");
+        goto out;
+    }
+    /* content hash: the spec, the options, the kernels' IR, the plan */
+    const Source *src = b.comp.module->src;
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv1a(h, src->text, src->len);
+    h = fnv1a(h, opts, strlen(opts));
+    h = fnv1a(h, ir, strlen(ir));
+    h = fnv1a(h, plan, strlen(plan));
+    const char *spec_base = strrchr(o->spec, '/') ? strrchr(o->spec, '/') + 1 : o->spec;
+    if (asprintf(&info, "modelc %s; spec %s (fnv1a-64 %016llx); options %s; host %s; content %016llx", MODELC_VERSION,
+                 spec_base, (unsigned long long)fnv1a(0xcbf29ce484222325ull, src->text, src->len), opts,
+                 cpu_host_description(), (unsigned long long)h) < 0 ||
+        asprintf(&sym, "%s_model", name) < 0 || asprintf(&obj, "%s/model.o", dir) < 0 ||
+        asprintf(&rtlib, "%s/libmodelc_rt.a", dir) < 0 || asprintf(&jlib, "%s/libjansson.a", dir) < 0 || asprintf(&tmp_out, "%s.tmp.%d", o->outdir, (int)getpid()) < 0) {
+        diag_error_nopos(&b.diags, "out of memory");
+        goto out;
+    }
+    cpu_add_entry(b.cpu, o->lib ? sym : "modelc_model", plan, info, !o->lib);
+    FILE *f = fopen(obj, "wb");
+    if (!f) {
+        diag_error_nopos(&b.diags, "cannot write %s: %s", obj, strerror(errno));
+        goto out;
+    }
+    bool emitted = cpu_emit(b.cpu, CPU_EMIT_OBJ, f, &b.diags);
+    if (fclose(f) || !emitted ||
+        !write_file(rtlib, modelc_rt_archive, (size_t)(modelc_rt_archive_end - modelc_rt_archive), &b.diags) ||
+        !write_file(jlib, modelc_jansson_archive, (size_t)(modelc_jansson_archive_end - modelc_jansson_archive), &b.diags))
+        goto out;
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    if (o->lib) {
+        char *argv[] = {(char *)cc, "-shared", "-o", tmp_out, obj, "-Wl,--whole-archive", rtlib, "-Wl,--no-whole-archive",
+                        "-l:libjansson.so.4", "-lpthread", "-lm", NULL};
+        ok = spawn(argv, &b.diags);
+    } else {
+        char *argv[] = {(char *)cc, "-o", tmp_out, obj, rtlib, jlib, "-lpthread", "-lm", NULL};
+        ok = spawn(argv, &b.diags);
+    }
+    if (ok && o->lib)
+        ok = write_header(o->outdir, name, info, p, &b.diags);
+    if (ok && rename(tmp_out, o->outdir)) {
+        diag_error_nopos(&b.diags, "cannot rename %s to %s: %s", tmp_out, o->outdir, strerror(errno));
+        ok = false;
+    }
+    if (ok)
+        fprintf(stderr, "modelc: wrote %s (%d kernel launches; %s)\n", o->outdir, p->nlaunch, info);
+out:
+    if (tmp_out)
+        unlink(tmp_out);
+    if (obj)
+        unlink(obj);
+    if (rtlib)
+        unlink(rtlib);
+    if (jlib)
+        unlink(jlib);
+    if (made_dir)
+        rmdir(dir);
+    free(plan);
+    free(opts);
+    free(ir);
+    free(name);
+    free(obj);
+    free(rtlib);
+    free(jlib);
+    free(tmp_out);
+    free(info);
+    free(sym);
+    if (!ok)
+        return fail_diags(&b);
+    build_free(&b);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -519,9 +595,12 @@ int main(int argc, char **argv)
         rc = cmd_check(&o);
     else if (!strcmp(o.cmd, "emit"))
         rc = cmd_emit(&o);
+    else if (!strcmp(o.cmd, "build"))
+        rc = cmd_build(&o);
     else
         rc = cmd_run(&o);
     for (int i = 0; i < o.nset; i++)
         free((char *)o.set_names[i]);
+    rt_run_options_free(&o.run);
     return rc;
 }

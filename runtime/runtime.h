@@ -177,4 +177,48 @@ void rt_session_reset(RtSession *s);
 void rt_session_profile(RtSession *s, bool on);
 void rt_session_print_profile(const RtSession *s, FILE *f, int top);
 
+/* ---- running from a command line (runtime/run.c) ----
+ * Shared by `modelc run` and the executables `modelc build` writes: the run
+ * options, prefill + greedy decoding, the token line on stdout, --logits-out. */
+
+#define RT_MAX_PROMPT 1000000
+
+typedef struct RtRunOptions {
+    const char *weights, *logits_out;
+    int32_t *prompt;          /* parsed --tokens (malloc'd; rt_run_options_free) */
+    int64_t nprompt;
+    long long max_new, threads, ctx;
+    bool quiet, profile, prompt_text;   /* prompt_text: --prompt was given (needs a tokenizer) */
+} RtRunOptions;
+
+void rt_run_options_init(RtRunOptions *o);
+void rt_run_options_free(RtRunOptions *o);
+/* If argv[*i] is a run option, consume it (and its value) and return 1; 0 if
+ * it is not one; -1 if it is malformed (err says why: a usage error). */
+int rt_run_option(int argc, char **argv, int *i, RtRunOptions *o, RtErr *err);
+extern const char rt_run_usage[];
+/* Prefill the prompt, greedy-decode max_new tokens (printed as they come, on
+ * one stdout line), write --logits-out last.  Returns the exit status (0, 1). */
+int rt_run(const RtProgram *p, const RtCheckpoint *ckpt, const RtRunOptions *o, double compile_seconds);
+
+/* ---- programs as data (runtime/plan.c) ----
+ * `modelc build` embeds the plan as JSON text beside the kernels' object code
+ * and a table of kernel entry points in launch order; the runtime reads it
+ * back (every index checked) when the executable or library starts. */
+
+typedef struct RtEmbedded {
+    const char *plan;            /* JSON, NUL-terminated */
+    int64_t plan_len;
+    const RtKernelFn *kernels;   /* one per launch, in launch order */
+    int64_t nkernels;
+    const char *info;            /* "modelc 0.1.0; spec ...; options ...; hash ..." */
+} RtEmbedded;
+
+char *rt_program_to_json(const RtProgram *p);   /* malloc'd; NULL when out of memory */
+bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernels, int64_t nkernels, RtProgram **out,
+                          RtErr *err);
+void rt_program_free(RtProgram *p);               /* only for programs from rt_program_from_json */
+/* main() of a built executable: the run options, --version, --help. */
+int rt_exe_main(int argc, char **argv, const RtEmbedded *e);
+
 #endif

@@ -7,7 +7,8 @@ Runs each cmocka binary, streaming its output, and adds up the counts of its sum
 lines (`[  PASSED  ] N test(s).` and `[  FAILED  ] N test(s), listed below:`, one pair
 per test group).  A binary that dies on a signal, times out, or exits nonzero without
 reporting a failure counts as one failed test more.  Unless --unit-only, then runs
-tests/e2e/run_e2e.py --modelc BUILD/modelc (quick set) and adds its `N passed, N failed`.
+tests/e2e/run_e2e.py --modelc BUILD/modelc (quick set) and tests/e2e/test_build.py, and adds
+their `N passed, N failed`.
 
 Ends with `N passed, N failed` alone on a line; exits 1 if anything failed.
 """
@@ -101,11 +102,12 @@ def run_unit(binary, timeout):
     return passed, failed
 
 
-def run_e2e(build, cases, timeout):
+def run_e2e(build, cases, timeout, script="run_e2e.py"):
     modelc = os.path.join(build, "modelc")
-    argv = [sys.executable, os.path.join(HERE, "e2e", "run_e2e.py"), "--modelc", modelc,
-            "--cases", cases]
-    print(f"==> tests/e2e/run_e2e.py --modelc {modelc} --cases {cases}", flush=True)
+    argv = [sys.executable, os.path.join(HERE, "e2e", script), "--modelc", modelc]
+    if script == "run_e2e.py":
+        argv += ["--cases", cases]
+    print(f"==> tests/e2e/{' '.join(argv[2:])}", flush=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     status, lines = stream(argv, timeout, env=env)
     for ln in reversed(lines):
@@ -134,9 +136,10 @@ def main(argv=None):
         passed += p
         failed += f
     if not a.unit_only:
-        p, f = run_e2e(a.build, a.e2e_cases, a.timeout)
-        passed += p
-        failed += f
+        for script in ("run_e2e.py", "test_build.py"):
+            p, f = run_e2e(a.build, a.e2e_cases, a.timeout, script)
+            passed += p
+            failed += f
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

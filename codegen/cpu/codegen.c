@@ -521,3 +521,74 @@ void cpu_module_free(CpuModule *m)
     LLVMDisposeMessage(m->triple);
     free(m);
 }
+
+/* ---- embedding for modelc build ------------------------------------------ */
+
+static LLVMValueRef const_string(LLVMModuleRef mod, LLVMContextRef ctx, const char *name, const char *s)
+{
+    size_t n = strlen(s);
+    LLVMValueRef init = LLVMConstStringInContext(ctx, s, (unsigned)n, 0);
+    LLVMValueRef g = LLVMAddGlobal(mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(g, init);
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+    LLVMTypeRef i8p = LLVMPointerType(LLVMInt8TypeInContext(ctx), 0);
+    return LLVMConstBitCast(g, i8p);
+}
+
+void cpu_add_entry(CpuModule *m, const char *symbol, const char *plan_json, const char *info, bool with_main)
+{
+    LLVMContextRef ctx = LLVMGetModuleContext(m->mod);
+    LLVMTypeRef i8p = LLVMPointerType(LLVMInt8TypeInContext(ctx), 0), i64 = LLVMInt64TypeInContext(ctx);
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx);
+    LLVMTypeRef params[] = {LLVMPointerType(i8p, 0), i64, i64, i64, i64};
+    LLVMTypeRef fnp = LLVMPointerType(LLVMFunctionType(LLVMVoidTypeInContext(ctx), params, 5, 0), 0);
+    int n = m->prog.nlaunch;
+    LLVMValueRef *fns = calloc((size_t)n + 1, sizeof *fns);
+    IR_ASSERT(fns);
+    for (int i = 0; i < n; i++) {
+        fns[i] = LLVMGetNamedFunction(m->mod, m->prog.launch[i].kernel);
+        IR_ASSERT(fns[i]);
+    }
+    LLVMValueRef table_init = LLVMConstArray(fnp, fns, (unsigned)n);
+    free(fns);
+    LLVMValueRef table = LLVMAddGlobal(m->mod, LLVMTypeOf(table_init), "modelc.kernels");
+    LLVMSetInitializer(table, table_init);
+    LLVMSetGlobalConstant(table, 1);
+    LLVMSetLinkage(table, LLVMPrivateLinkage);
+    /* struct RtEmbedded { const char *plan; int64_t plan_len; const RtKernelFn *kernels; int64_t nkernels; const char *info; } */
+    LLVMTypeRef fields[] = {i8p, i64, LLVMPointerType(fnp, 0), i64, i8p};
+    LLVMTypeRef st = LLVMStructTypeInContext(ctx, fields, 5, 0);
+    LLVMValueRef vals[] = {
+        const_string(m->mod, ctx, "modelc.plan", plan_json),
+        LLVMConstInt(i64, strlen(plan_json), 0),
+        LLVMConstBitCast(table, LLVMPointerType(fnp, 0)),
+        LLVMConstInt(i64, (unsigned long long)n, 0),
+        const_string(m->mod, ctx, "modelc.info", info),
+    };
+    LLVMValueRef desc = LLVMAddGlobal(m->mod, st, symbol);
+    LLVMSetInitializer(desc, LLVMConstNamedStruct(st, vals, 5));
+    LLVMSetGlobalConstant(desc, 1);
+    if (!with_main)
+        return;
+    LLVMTypeRef i8pp = LLVMPointerType(i8p, 0);
+    LLVMTypeRef exe_params[] = {i32, i8pp, LLVMPointerType(st, 0)};
+    LLVMTypeRef exe_t = LLVMFunctionType(i32, exe_params, 3, 0);
+    LLVMValueRef exe = LLVMAddFunction(m->mod, "rt_exe_main", exe_t);
+    LLVMTypeRef main_params[] = {i32, i8pp};
+    LLVMValueRef main_fn = LLVMAddFunction(m->mod, "main", LLVMFunctionType(i32, main_params, 2, 0));
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, main_fn, "entry"));
+    LLVMValueRef args[] = {LLVMGetParam(main_fn, 0), LLVMGetParam(main_fn, 1), desc};
+    LLVMBuildRet(b, LLVMBuildCall2(b, exe_t, exe, args, 3, ""));
+    LLVMDisposeBuilder(b);
+}
+
+char *cpu_module_text(CpuModule *m)
+{
+    char *s = LLVMPrintModuleToString(m->mod);
+    char *copy = strdup(s);
+    LLVMDisposeMessage(s);
+    return copy;
+}

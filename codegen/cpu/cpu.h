@@ -34,6 +34,12 @@ typedef enum { CPU_EMIT_LLVM, CPU_EMIT_ASM, CPU_EMIT_OBJ } CpuEmitKind;
  * naming its IR node). */
 bool cpu_emit(CpuModule *m, CpuEmitKind kind, FILE *f, Diags *d);
 void cpu_module_free(CpuModule *m);
+/* For `modelc build`: add the embedded plan (JSON), the table of kernel
+ * entry points in launch order and the build info as a constant RtEmbedded
+ * named `symbol`; with_main also adds main() calling rt_exe_main. */
+void cpu_add_entry(CpuModule *m, const char *symbol, const char *plan_json, const char *info, bool with_main);
+/* The module as LLVM IR text (for hashing what a build contains). */
+char *cpu_module_text(CpuModule *m);   /* free() it */
 /* "cpu=znver3 features=+avx2,+fma,... vector=8" for --version / emit headers */
 const char *cpu_host_description(void);
 
