@@ -9,9 +9,14 @@
  * "..").  Without an index every *.safetensors in the directory is opened, in
  * name order.  Either way no tensor name may appear in two files.
  *
- * The checkpoint owns its RtSafetensors; RtTensor pointers stay valid until
- * rt_ckpt_close.  Tensors are served sorted by name (so the order does not
- * depend on how the weights were sharded) and found by binary search. */
+ * A single file that starts with the GGUF magic (or is named *.gguf) is read
+ * as GGUF instead (runtime/gguf.c): its tensors under Hugging Face names, its
+ * config from its metadata.
+ *
+ * The checkpoint owns its RtSafetensors (or RtGguf); RtTensor pointers stay
+ * valid until rt_ckpt_close.  Tensors are served sorted by name (so the order
+ * does not depend on how the weights were sharded) and found by binary
+ * search. */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -20,7 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runtime/runtime.h"
+#include "runtime/internal.h"
 
 struct RtCheckpoint {
     RtSafetensors **files;
@@ -28,6 +33,7 @@ struct RtCheckpoint {
     const RtTensor **by_name;  /* every tensor of every file, sorted by name */
     int ntensors;
     char *config_path;         /* NULL unless a directory with config.json */
+    RtGguf *gguf;              /* a GGUF file: it owns the tensors */
 };
 
 static const char index_name[] = "model.safetensors.index.json";
@@ -301,6 +307,33 @@ done:
     return ok;
 }
 
+/* GGUF by its magic; a *.gguf file without it goes to the GGUF reader too,
+ * which says what is wrong in GGUF terms. */
+static bool is_gguf(const char *path)
+{
+    unsigned char magic[4];
+    FILE *f = fopen(path, "rb");
+    bool yes = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    if (f)
+        fclose(f);
+    size_t n = strlen(path);
+    return yes || (n > 5 && strcmp(path + n - 5, ".gguf") == 0);
+}
+
+static bool open_gguf(RtCheckpoint *c, const char *path, RtErr *err)
+{
+    if (!rt_gguf_open(path, &c->gguf, err))
+        return false;
+    int n = rt_gguf_count(c->gguf);
+    c->by_name = calloc(n ? (size_t)n : 1, sizeof *c->by_name);
+    if (!c->by_name)
+        return rt_fail(err, "%s: out of memory", path);
+    for (int i = 0; i < n; i++)
+        c->by_name[i] = rt_gguf_tensor(c->gguf, i);   /* already sorted by name */
+    c->ntensors = n;
+    return true;
+}
+
 bool rt_ckpt_open(const char *path, RtCheckpoint **out, RtErr *err)
 {
     *out = NULL;
@@ -314,7 +347,7 @@ bool rt_ckpt_open(const char *path, RtCheckpoint **out, RtErr *err)
     if (S_ISDIR(sb.st_mode)) {
         ok = open_dir(c, path, err);
     } else if (S_ISREG(sb.st_mode)) {
-        ok = open_files(c, NULL, &path, 1, err);
+        ok = is_gguf(path) ? open_gguf(c, path, err) : open_files(c, NULL, &path, 1, err);
     } else {
         ok = rt_fail(err, "%s: checkpoint is neither a file nor a directory", path);
     }
@@ -335,6 +368,7 @@ void rt_ckpt_close(RtCheckpoint *c)
     free(c->files);
     free(c->by_name);
     free(c->config_path);
+    rt_gguf_close(c->gguf);
     free(c);
 }
 
@@ -367,4 +401,14 @@ const RtTensor *rt_ckpt_tensor(const RtCheckpoint *c, int i)
 const char *rt_ckpt_config_path(const RtCheckpoint *c)
 {
     return c->config_path;
+}
+
+const RtGguf *rt_ckpt_gguf(const RtCheckpoint *c)
+{
+    return c->gguf;
+}
+
+const RtConfig *rt_ckpt_config(const RtCheckpoint *c)
+{
+    return c->gguf ? rt_gguf_config(c->gguf) : NULL;
 }

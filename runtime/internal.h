@@ -18,4 +18,17 @@ void rt_pool_run(RtPool *p, RtKernelFn fn, void **args, int64_t T, int64_t pos0,
 int rt_pool_threads(const RtPool *p);
 void rt_pool_free(RtPool *p);
 
+/* One GGUF file as a checkpoint (runtime/gguf.c): validated, its tensors
+ * converted (HF names and shapes, dequantized) and sorted by name, its
+ * llama metadata as a config (NULL without general.architecture). */
+bool rt_gguf_open(const char *path, RtGguf **out, RtErr *err);
+void rt_gguf_close(RtGguf *g);
+int rt_gguf_count(const RtGguf *g);
+const RtTensor *rt_gguf_tensor(const RtGguf *g, int i);
+const RtConfig *rt_gguf_config(const RtGguf *g);
+/* Row r of an HF q/k weight of `rows` rows and n_head heads comes from this
+ * row of the GGUF tensor (llama.cpp's converter interleaves each head's two
+ * rotary halves: GGUF row h*hd + 2i + s holds HF row h*hd + s*hd/2 + i). */
+int64_t rt_gguf_unpermute_row(int64_t r, int64_t rows, int64_t n_head);
+
 #endif
