@@ -35,6 +35,7 @@ static const char usage_text[] =
     "  emit    write the IR, LLVM IR, assembly or an object file of the kernels\n"
     "  run     compile for this CPU (JIT) and run a checkpoint\n"
     "  build   compile to a standalone executable (--lib: a shared library with the C API)\n"
+    "  tokenize --weights PATH (--prompt TEXT | --chat TEXT): print the model's token ids\n"
     "\n"
     "binding a spec's parameters:\n"
     "  --weights PATH        a .safetensors file or a Hugging Face checkpoint directory\n"
@@ -122,8 +123,9 @@ static void parse_args(int argc, char **argv, Opts *o)
         exit(0);
     }
     o->cmd = argv[1];
-    if (strcmp(o->cmd, "check") && strcmp(o->cmd, "emit") && strcmp(o->cmd, "run") && strcmp(o->cmd, "build"))
-        usage_error("unknown command '%s' (commands: check, emit, run, build)", o->cmd);
+    if (strcmp(o->cmd, "check") && strcmp(o->cmd, "emit") && strcmp(o->cmd, "run") && strcmp(o->cmd, "build") &&
+        strcmp(o->cmd, "tokenize"))
+        usage_error("unknown command '%s' (commands: check, emit, run, build, tokenize)", o->cmd);
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v;
         RtErr err;
@@ -178,21 +180,24 @@ static void parse_args(int argc, char **argv, Opts *o)
             usage_error("unexpected argument '%s' (one spec per run)", a);
         }
     }
+    if (!strcmp(o->cmd, "tokenize")) {
+        if (o->spec || !o->run.weights || !o->run.text)
+            usage_error("tokenize takes --weights PATH and --prompt TEXT or --chat TEXT (no spec)");
+        return;
+    }
     if (!o->spec)
         usage_error("%s needs a spec file", o->cmd);
     bool run = !strcmp(o->cmd, "run"), emit = !strcmp(o->cmd, "emit"), build = !strcmp(o->cmd, "build");
     const RtRunOptions *r = &o->run;
     if (run && !r->weights)
         usage_error("run needs --weights PATH");
-    if (run && r->prompt_text)
-        usage_error("--prompt needs a tokenizer, which this build does not have yet; pass --tokens");
-    if (run && !r->prompt)
-        usage_error("run needs --tokens 1,2,3");
-    if (build && r->weights && (r->prompt || r->logits_out || r->prompt_text))
+    if (run && !r->prompt == !r->text)
+        usage_error("run needs one of --tokens 1,2,3, --prompt TEXT or --chat TEXT");
+    if (build && (r->prompt || r->logits_out || r->text))
         usage_error("build takes the run options when the built program runs, not now");
-    if (!run && (r->prompt || r->logits_out || r->prompt_text || r->max_new != 16 || r->threads || r->ctx ||
-                 r->quiet || r->profile))
-        usage_error("--tokens, --prompt, --max-new, --logits-out, --threads, --ctx, --quiet and --profile go with 'run'");
+    if (!run && !build && (r->prompt || r->logits_out || r->text || r->max_new != 16 || r->threads || r->ctx ||
+                           r->quiet || r->profile))
+        usage_error("--tokens, --prompt, --chat, --max-new, --logits-out, --threads, --ctx, --quiet and --profile go with 'run'");
     if (!emit && o->emit)
         usage_error("--emit goes with 'emit'");
     if (!emit && !build && o->outdir)
@@ -263,7 +268,9 @@ static bool compile_spec(const Opts *o, Build *b, FILE *dump)
     Module *m = fe_parse_file(o->spec, b->arena, &b->diags);
     if (!m || !fe_check(m, &b->diags))
         return false;
-    b->env = (CompileEnv){.config = b->config, .ckpt = b->ckpt, .ckpt_path = o->run.weights, .config_path = cfg,
+    const RtConfig *gguf_cfg = !b->config && b->ckpt ? rt_ckpt_config(b->ckpt) : NULL;   /* GGUF metadata */
+    b->env = (CompileEnv){.config = gguf_cfg ? gguf_cfg : b->config, .ckpt = b->ckpt, .ckpt_path = o->run.weights,
+                          .config_path = gguf_cfg ? o->run.weights : cfg,
                           .nset = o->nset, .set_names = o->set_names, .set_values = o->set_values,
                           .default_weight_dt = o->weight_dt};
     b->comp = (Compilation){.arena = b->arena, .diags = &b->diags, .module = m, .env = &b->env};
@@ -586,6 +593,28 @@ out:
     return 0;
 }
 
+/* ---- tokenize ------------------------------------------------------------- */
+
+static int cmd_tokenize(const Opts *o)
+{
+    RtErr err = {{0}};
+    RtCheckpoint *ck = NULL;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    int rc = 1;
+    if (!rt_ckpt_open(o->run.weights, &ck, &err) || !(ids = rt_run_tokenize(ck, &o->run, &n, &err))) {
+        fprintf(stderr, "modelc: error: %s\n", err.msg);
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            printf(i ? " %d" : "%d", ids[i]);
+        printf("\n");
+        rc = 0;
+    }
+    free(ids);
+    rt_ckpt_close(ck);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     Opts o;
@@ -597,6 +626,8 @@ int main(int argc, char **argv)
         rc = cmd_emit(&o);
     else if (!strcmp(o.cmd, "build"))
         rc = cmd_build(&o);
+    else if (!strcmp(o.cmd, "tokenize"))
+        rc = cmd_tokenize(&o);
     else
         rc = cmd_run(&o);
     for (int i = 0; i < o.nset; i++)

@@ -39,11 +39,9 @@ int rt_exe_main(int argc, char **argv, const RtEmbedded *e)
         return 2;
     }
     int rc = 2;
-    if (!o.weights || !o.prompt || o.prompt_text) {
-        fprintf(stderr, "%s: %s (see '%s --help')\n", me,
-                o.prompt_text ? "--prompt needs a tokenizer, which this build does not have yet; pass --tokens"
-                              : "needs --weights PATH and --tokens 1,2,3",
-                me);
+    if (!o.weights || !o.prompt == !o.text) {
+        fprintf(stderr, "%s: needs --weights PATH and one of --tokens 1,2,3, --prompt TEXT, --chat TEXT (see '%s --help')\n",
+                me, me);
         rt_run_options_free(&o);
         return rc;
     }

@@ -74,6 +74,37 @@ int rt_ckpt_count(const RtCheckpoint *c);
 const RtTensor *rt_ckpt_tensor(const RtCheckpoint *c, int i);
 const char *rt_ckpt_config_path(const RtCheckpoint *c);   /* dir/config.json if it exists, else NULL */
 
+/* ---- GGUF (runtime/gguf.c, runtime/quant.c) ----
+ * rt_ckpt_open also takes a .gguf file (v2 or v3).  Everything in it is
+ * validated before it is trusted.  Its llama tensors appear under Hugging
+ * Face names (token_embd.weight -> model.embed_tokens.weight, blk.N.attn_q
+ * -> model.layers.N.self_attn.q_proj, ...) with HF shapes ([rows, cols]) and
+ * llama.cpp's Q/K row permutation undone, so models/llama.mdl binds to it
+ * unchanged; quantized tensors (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) are
+ * dequantized to F32 at load; F32/F16/BF16 tensors stay as stored.  The
+ * metadata gives the config (rt_ckpt_config) and the tokenizer. */
+
+typedef struct RtGguf RtGguf;
+
+enum {   /* GGUF metadata value types, as in the format */
+    GGUF_U8 = 0, GGUF_I8, GGUF_U16, GGUF_I16, GGUF_U32, GGUF_I32, GGUF_F32, GGUF_BOOL, GGUF_STRING,
+    GGUF_ARRAY, GGUF_U64, GGUF_I64, GGUF_F64, GGUF_TYPE_COUNT
+};
+
+#define RT_GGUF_MAX_KV 65536
+#define RT_GGUF_MAX_STRING (16u << 20)
+#define RT_GGUF_MAX_ARRAY (1u << 24)
+
+const RtGguf *rt_ckpt_gguf(const RtCheckpoint *c);       /* NULL unless the checkpoint is a GGUF file */
+const struct RtConfig *rt_ckpt_config(const RtCheckpoint *c);   /* GGUF: config from metadata; else NULL */
+bool rt_gguf_str(const RtGguf *g, const char *key, const char **s, size_t *len);   /* false: absent or not a string */
+bool rt_gguf_int(const RtGguf *g, const char *key, int64_t *v);      /* any integer type (or bool) */
+bool rt_gguf_float(const RtGguf *g, const char *key, double *v);     /* f32/f64, or an integer */
+/* Arrays: rt_gguf_array returns the length (-1: absent or not an array) and the element type. */
+int64_t rt_gguf_array(const RtGguf *g, const char *key, int *elem_type);
+const char *rt_gguf_array_str(const RtGguf *g, const char *key, int64_t i, size_t *len);   /* NULL if not strings */
+bool rt_gguf_array_num(const RtGguf *g, const char *key, int64_t i, double *v);
+
 /* ---- config.json (runtime/config.c) ---- */
 
 typedef enum { CFG_MISSING, CFG_NULL, CFG_BOOL, CFG_INT, CFG_FLOAT, CFG_STRING, CFG_OTHER } RtCfgKind;
@@ -86,7 +117,7 @@ typedef struct RtCfgValue {
     const char *s;     /* CFG_STRING; valid while the RtConfig lives */
 } RtCfgValue;
 
-typedef struct RtConfig RtConfig;
+typedef struct RtConfig RtConfig;   /* (struct RtConfig is declared above for rt_ckpt_config) */
 
 bool rt_config_load(const char *path, RtConfig **out, RtErr *err);     /* must be a JSON object */
 bool rt_config_parse(const char *path_for_msgs, const char *text, size_t len, RtConfig **out, RtErr *err);
@@ -187,8 +218,17 @@ typedef struct RtRunOptions {
     const char *weights, *logits_out;
     int32_t *prompt;          /* parsed --tokens (malloc'd; rt_run_options_free) */
     int64_t nprompt;
+    const char *text;         /* --prompt TEXT or --chat TEXT: needs a tokenizer */
+    bool chat;                /* text goes through the model's chat template */
+    bool special;             /* --special: special-token text in --prompt is parsed as those tokens */
+    const char *system;       /* --system: the chat's system prompt */
+    const char *tokenizer;    /* --tokenizer PATH: a tokenizer.json (default: the checkpoint's) */
     long long max_new, threads, ctx;
-    bool quiet, profile, prompt_text;   /* prompt_text: --prompt was given (needs a tokenizer) */
+    bool quiet, profile, ignore_eos;
+    float temperature, top_p, rep_penalty;
+    long long top_k;
+    unsigned long long seed;
+    bool seed_given;
 } RtRunOptions;
 
 void rt_run_options_init(RtRunOptions *o);
@@ -200,6 +240,8 @@ extern const char rt_run_usage[];
 /* Prefill the prompt, greedy-decode max_new tokens (printed as they come, on
  * one stdout line), write --logits-out last.  Returns the exit status (0, 1). */
 int rt_run(const RtProgram *p, const RtCheckpoint *ckpt, const RtRunOptions *o, double compile_seconds);
+/* The prompt of --prompt/--chat as token ids, with the checkpoint's tokenizer (malloc'd). */
+int32_t *rt_run_tokenize(const RtCheckpoint *ckpt, const RtRunOptions *o, int64_t *n, RtErr *err);
 
 /* ---- programs as data (runtime/plan.c) ----
  * `modelc build` embeds the plan as JSON text beside the kernels' object code

@@ -210,7 +210,7 @@ static void test_usage_errors(void **state)
     expect_usage(RUN("emit", "--emit", "llvm"), "emit needs a spec file");
     expect_usage(RUN("check", "models/mlp.mdl", "models/llama.mdl"), "unexpected argument 'models/llama.mdl'");
     expect_usage(RUN("run", "models/mlp.mdl", "--tokens", "1,2"), "run needs --weights");
-    expect_usage(RUN("run", "models/mlp.mdl", "--weights", ckpt), "run needs --tokens");
+    expect_usage(RUN("run", "models/mlp.mdl", "--weights", ckpt), "run needs one of --tokens 1,2,3, --prompt TEXT or --chat TEXT");
     expect_usage(RUN("check", "models/mlp.mdl", "--weights"), "--weights needs a value");
     expect_usage(RUN("check", "models/mlp.mdl", "--set", "novalue"), "--set needs NAME=VALUE, got 'novalue'");
     expect_usage(RUN("check", "models/mlp.mdl", "--set", "=3"), "--set needs NAME=VALUE, got '=3'");
@@ -241,12 +241,23 @@ static void test_bad_counts(void **state)
     expect_usage(RUN("run", "models/mlp.mdl", "--weights", ckpt, "--tokens", "1,,2"), "--tokens takes comma-separated");
 }
 
-static void test_prompt_not_supported(void **state)
+/* --prompt needs a tokenizer: this safetensors checkpoint has none (exit 1,
+ * naming the checkpoint); --tokens and --prompt together are a usage error. */
+static void test_prompt_without_tokenizer(void **state)
 {
     (void)state;
-    expect_usage(RUN("run", "models/mlp.mdl", "--weights", ckpt, "--prompt", "hello"), "--prompt needs a tokenizer");
+    Res r = RUN("run", "models/mlp.mdl", "--weights", ckpt, "--prompt", "hello");
+    expect_status(&r, 1);
+    assert_string_equal(r.out, "");
+    expect_in(r.err, "no tokenizer (no GGUF metadata, no tokenizer.json beside it)", "stderr");
+    expect_in(r.err, ckpt, "stderr");
+    res_free(&r);
     expect_usage(RUN("run", "models/mlp.mdl", "--weights", ckpt, "--tokens", "1", "--prompt", "hello"),
-                 "--prompt needs a tokenizer");
+                 "run needs one of --tokens 1,2,3, --prompt TEXT or --chat TEXT");
+    r = RUN("run", "models/mlp.mdl", "--weights", ckpt, "--chat", "hi", "--tokenizer", path_in(ckpt, "missing.json"));
+    expect_status(&r, 1);
+    expect_in(r.err, "missing.json", "stderr");
+    res_free(&r);
 }
 
 static void test_bad_emit_and_pass(void **state)
@@ -589,7 +600,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_bad_counts),
-        cmocka_unit_test(test_prompt_not_supported),
+        cmocka_unit_test(test_prompt_without_tokenizer),
         cmocka_unit_test(test_bad_emit_and_pass),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_malformed_spec),
