@@ -122,3 +122,10 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/modelc $(DESTDIR)$(PREFIX)/lib/libmodelc_rt.a \
 	      $(DESTDIR)$(PREFIX)/include/modelc.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/modelc.pc
+
+# llama.cpp as the peer (pip install llama-cpp-python compiles it: minutes),
+# kept out of `make test`.
+test-peer: all
+	@python3 -c 'import llama_cpp' 2>/dev/null || python3 -m pip install llama-cpp-python
+	$(Q)python3 tests/peer/peer_llamacpp.py --modelc $(BUILD)/modelc
+.PHONY: test-peer

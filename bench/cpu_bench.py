@@ -62,7 +62,7 @@ def run_modelc(modelc, spec, ckpt, vocab, prompt, new, threads):
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode:
         sys.exit(f"bench: modelc failed: {p.stderr.strip()}")
-    m = re.search(r"prefill (\d+) tokens ([\d.]+) ms .*decode (\d+) tokens ([\d.]+) ms", p.stderr)
+    m = re.search(r"prompt (\d+) tokens ([\d.]+) ms .* (\d+) decode steps ([\d.]+) ms", p.stderr)
     if not m:
         sys.exit(f"bench: no timing line in: {p.stderr.strip()}")
     return int(m[1]) / (float(m[2]) / 1e3), int(m[3]) / (float(m[4]) / 1e3)

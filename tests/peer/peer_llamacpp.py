@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""make test-peer: modelc against llama.cpp (llama-cpp-python) on the same GGUF.
+
+  tests/peer/peer_llamacpp.py [--modelc build/modelc] [--gguf PATH] [--bench-new 64]
+
+1. tokenization: modelc's token ids equal llama.cpp's for a set of strings
+   (ASCII, Unicode, digits, runs of spaces, special tokens);
+2. greedy continuations of several prompts (from llama.cpp's token ids) agree
+   for at least the first 16 tokens;
+3. a benchmark in the same run: CPU decode tokens/s of both on this machine.
+Ends with `N passed, N failed` (the benchmark is printed, not asserted).
+"""
+import argparse, os, re, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+STRINGS = [
+    "Hello, world!",
+    "The quick brown fox jumps over the lazy dog.",
+    "What is the capital of France?",
+    "  leading spaces and   runs    of spaces  ",
+    "tabs\tand\nnewlines\n\n\nand\r\nCRLF",
+    "digits 1234567890 and 3.14159 and 1,000,000",
+    "don't can't we'll they've I'm you're it's",
+    "Ünïcödé: naïve café, Straße, ğüşıöç",
+    "日本語のテキスト, 中文文本, 한국어 텍스트",
+    "emoji 🙂🚀 and symbols ∑∫√ → ← ©®",
+    "mixedCASE snake_case kebab-case CamelCase URL https://example.com/a?b=c",
+    "<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n",
+    "",
+    " ",
+    "a",
+]
+SPECIAL = {11}  # indexes of strings with special tokens: tokenized with special=True
+
+PROMPTS = [
+    "The capital of France is",
+    "Once upon a time, in a small village,",
+    "def fibonacci(n):",
+    "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+    "Water boils at a temperature of",
+]
+
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f"\n      {detail}" if detail and not ok else ""), flush=True)
+
+
+def modelc_tokenize(modelc, gguf, text, special):
+    argv = [modelc, "tokenize", "--weights", gguf, "--prompt", text] + (["--special"] if special else [])
+    p = subprocess.run(argv, capture_output=True, text=True)
+    if p.returncode:
+        return None, p.stderr.strip()
+    return [int(x) for x in p.stdout.split()], ""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--modelc", default=os.path.join(ROOT, "build", "modelc"))
+    ap.add_argument("--gguf")
+    ap.add_argument("--bench-new", type=int, default=64)
+    a = ap.parse_args()
+    try:
+        import llama_cpp
+    except ImportError:
+        sys.exit("peer: llama-cpp-python is not installed (pip install llama-cpp-python builds llama.cpp; "
+                 "`make test-peer` does it)")
+    gguf = a.gguf or subprocess.run([os.path.join(ROOT, "tools", "fetch-smollm2.sh")], capture_output=True,
+                                    text=True, check=True).stdout.strip()
+    threads = os.cpu_count()
+    llm = llama_cpp.Llama(model_path=gguf, n_ctx=512, n_threads=threads, n_batch=512, verbose=False, logits_all=False)
+    print(f"peer: llama-cpp-python {llama_cpp.__version__}, {gguf}, {threads} threads", flush=True)
+
+    # 1. tokenization
+    for i, s in enumerate(STRINGS):
+        special = i in SPECIAL
+        want = llm.tokenize(s.encode("utf-8"), add_bos=True, special=special)
+        got, err = modelc_tokenize(a.modelc, gguf, s, special)
+        if s == "" and got is None:
+            got = []
+        check(f"tokenize {s[:40]!r}", got == want, f"modelc {got} {err}\n      llama.cpp {want}")
+
+    # 2. greedy continuations
+    spec = os.path.join(ROOT, "models", "llama.mdl")
+    for pr in PROMPTS:
+        ids = llm.tokenize(pr.encode(), add_bos=True, special=True)
+        llm.reset()
+        want = []
+        for t in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0):
+            want.append(int(t))
+            if len(want) == 32:
+                break
+        p = subprocess.run([modelc_path := a.modelc, "run", spec, "--weights", gguf, "--tokens",
+                            ",".join(map(str, ids)), "--max-new", "32", "--quiet"], capture_output=True, text=True)
+        got = [int(x) for x in p.stdout.split()] if p.returncode == 0 else []
+        agree = next((k for k, (x, y) in enumerate(zip(got, want)) if x != y), min(len(got), len(want)))
+        check(f"greedy {pr[:30]!r}: {agree}/32 agree", agree >= 16, f"modelc {got}\n      llama.cpp {want} {p.stderr[-300:]}")
+
+    # 3. benchmark: decode tokens/s, same file, same machine, same run
+    ids = llm.tokenize(b"The history of the Roman Empire", add_bos=True)
+    n = a.bench_new
+    llm.reset()
+    t0 = time.perf_counter()
+    got = 0
+    for _ in llm.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0):
+        got += 1
+        if got == 1:
+            t1 = time.perf_counter()
+        if got == n + 1:
+            break
+    llama_tok_s = n / (time.perf_counter() - t1)
+    llama_prompt_ms = (t1 - t0) * 1e3
+    p = subprocess.run([a.modelc, "run", spec, "--weights", gguf, "--tokens", ",".join(map(str, ids)),
+                        "--max-new", str(n + 1)], capture_output=True, text=True)
+    m = re.search(r"prompt (\d+) tokens ([\d.]+) ms .* (\d+) decode steps ([\d.]+) ms", p.stderr)
+    modelc_tok_s = int(m[3]) / (float(m[4]) / 1e3) if m else float("nan")
+    print(f"\n{time.strftime('%Y-%m-%d')} · {os.uname().nodename} · {threads} CPUs · {os.path.basename(gguf)}")
+    print("| engine | prompt (ms) | decode tok/s | vs llama.cpp |\n|---|---|---|---|")
+    print(f"| llama.cpp (llama-cpp-python {llama_cpp.__version__}) | {llama_prompt_ms:.1f} | {llama_tok_s:.1f} | 1.00× |")
+    print(f"| modelc (CPU) | {float(m[2]) if m else float('nan'):.1f} | {modelc_tok_s:.1f} | {modelc_tok_s / llama_tok_s:.2f}× |\n")
+    passed = sum(results)
+    print(f"{passed} passed, {len(results) - passed} failed")
+    return 0 if passed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
