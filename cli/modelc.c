@@ -256,7 +256,7 @@ static bool compile_spec(const Opts *o, Build *b, FILE *dump)
     b->arena = arena_new();
     diag_init(&b->diags, b->arena);
     RtErr err = {{0}};
-    if (o->run.weights && !rt_ckpt_open(o->run.weights, &b->ckpt, &err)) {
+    if (o->run.weights && !rt_ckpt_open_opts(o->run.weights, o->run.dequantize, &b->ckpt, &err)) {
         diag_error_nopos(&b->diags, "%s", err.msg);
         return false;
     }
@@ -281,7 +281,7 @@ static bool compile_spec(const Opts *o, Build *b, FILE *dump)
 
 static bool compile_cpu(const Opts *o, Build *b)
 {
-    CpuOptions co = {.opt_level = o->opt};
+    CpuOptions co = {.opt_level = o->opt, .dequantize = o->run.dequantize};
     double t0 = now();
     bool ok = cpu_codegen(&b->comp, &co, &b->cpu);
     if (ok && o->time_passes)

@@ -63,6 +63,21 @@ static bool need_float(Node *n, int i, Diags *d)
     return false;
 }
 
+/* A weight operand: a float tensor, or ggml blocks of 32 along its last dim. */
+static bool need_weight(Node *n, int i, Diags *d)
+{
+    Node *w = n->src[i];
+    if (!ir_block_bytes(w->dt))
+        return need_float(n, i, d);
+    int64_t last = w->rank ? w->shape[w->rank - 1] : 0;
+    if (last >= 0 && last % 32) {
+        diag_error(d, n->loc, "operand %d of '%s' is %s, whose rows must be whole blocks of 32, got %lld",
+                   i + 1, ir_op_name(n->op), ir_dtype_name(w->dt), (long long)last);
+        return false;
+    }
+    return true;
+}
+
 static bool need_rank(Node *n, int i, int lo, int hi, Diags *d)
 {
     int r = n->src[i]->rank;
@@ -102,7 +117,7 @@ static bool infer_leaf(Node *n, Diags *d)
 static bool infer_embedding(Node *n, Diags *d)
 {
     Node *t = n->src[0], *ids = n->src[1];
-    if (!need_float(n, 0, d) || !need_rank(n, 0, 2, 2, d) || !need_rank(n, 1, 1, IR_MAX_RANK - 1, d))
+    if (!need_weight(n, 0, d) || !need_rank(n, 0, 2, 2, d) || !need_rank(n, 1, 1, IR_MAX_RANK - 1, d))
         return false;
     if (ids->dt != DT_I32) {
         diag_error(d, n->loc, "operand 2 of 'embedding' must be i32 token ids, got %s", ir_dtype_name(ids->dt));
@@ -129,7 +144,7 @@ static bool infer_rms_norm(Node *n, Diags *d)
 static bool infer_linear(Node *n, Diags *d)
 {
     Node *x = n->src[0], *w = n->src[1];
-    if (!need_float(n, 0, d) || !need_float(n, 1, d) || !need_rank(n, 0, 1, IR_MAX_RANK, d) ||
+    if (!need_float(n, 0, d) || !need_weight(n, 1, d) || !need_rank(n, 0, 1, IR_MAX_RANK, d) ||
         !need_rank(n, 1, 2, 2, d))
         return false;
     if (!dim_agree(x->shape[x->rank - 1], w->shape[1]))

@@ -41,10 +41,12 @@ typedef struct OpInfo {
 extern const OpInfo ir_ops[OP_COUNT];
 const char *ir_op_name(OpKind op);
 
-typedef enum { DT_NONE, DT_F32, DT_F16, DT_BF16, DT_I32 } DType;
+/* DT_Q8_0/Q4_0/Q4_1: ggml blocks of 32 values (weights only: linear, embedding). */
+typedef enum { DT_NONE, DT_F32, DT_F16, DT_BF16, DT_I32, DT_Q8_0, DT_Q4_0, DT_Q4_1 } DType;
 
 const char *ir_dtype_name(DType t);
-int ir_dtype_size(DType t);
+int ir_dtype_size(DType t);        /* 0 for block types */
+int ir_block_bytes(DType t);       /* bytes per block of 32; 0 for plain types */
 
 /* Symbolic dims are negative; concrete dims are >= 0. */
 enum { DIM_SEQ = -1, DIM_BATCH = -2, DIM_CTX = -3, DIM_UNKNOWN = -100 };

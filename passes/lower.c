@@ -488,6 +488,9 @@ static DType from_rt(RtDType t)
     case RT_F32: return DT_F32;
     case RT_F16: return DT_F16;
     case RT_BF16: return DT_BF16;
+    case RT_Q8_0: return DT_Q8_0;
+    case RT_Q4_0: return DT_Q4_0;
+    case RT_Q4_1: return DT_Q4_1;
     default: return DT_NONE;
     }
 }
@@ -535,7 +538,7 @@ static Node *weight_node(Lower *L, const Stmt *s, const char *ckpt_name, SrcLoc 
     }
     DType dt = from_rt(t->dtype);
     if (dt == DT_NONE) {
-        error_at(L, loc, "weight '%s' has dtype %s in the checkpoint; supported: F32, F16, BF16", ckpt_name,
+        error_at(L, loc, "weight '%s' has dtype %s in the checkpoint; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1", ckpt_name,
                  rt_dtype_name(t->dtype));
         return w;
     }

@@ -52,7 +52,7 @@ ModelcStatus modelc_open(const ModelcModelDesc *model, const char *weights, cons
     RtErr err = {{0}};
     if (!rt_program_from_json(e->plan, (size_t)e->plan_len, e->kernels, e->nkernels, &m->prog, &err))
         return fail(m, MODELC_EPLAN, "%s", err.msg);
-    if (!rt_ckpt_open(weights, &m->ckpt, &err))
+    if (!rt_ckpt_open_opts(weights, m->prog->dequantize, &m->ckpt, &err))
         return fail(m, MODELC_EWEIGHTS, "%s", err.msg);
     RtSessionOptions so = {.threads = m->opt.threads, .max_ctx = m->opt.max_ctx, .max_step = m->opt.max_step};
     if (!rt_session_new(m->prog, m->ckpt, &so, &m->s, &err))

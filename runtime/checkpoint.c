@@ -320,9 +320,9 @@ static bool is_gguf(const char *path)
     return yes || (n > 5 && strcmp(path + n - 5, ".gguf") == 0);
 }
 
-static bool open_gguf(RtCheckpoint *c, const char *path, RtErr *err)
+static bool open_gguf(RtCheckpoint *c, const char *path, bool dequantize, RtErr *err)
 {
-    if (!rt_gguf_open(path, &c->gguf, err))
+    if (!rt_gguf_open_opts(path, dequantize, &c->gguf, err))
         return false;
     int n = rt_gguf_count(c->gguf);
     c->by_name = calloc(n ? (size_t)n : 1, sizeof *c->by_name);
@@ -336,6 +336,11 @@ static bool open_gguf(RtCheckpoint *c, const char *path, RtErr *err)
 
 bool rt_ckpt_open(const char *path, RtCheckpoint **out, RtErr *err)
 {
+    return rt_ckpt_open_opts(path, false, out, err);
+}
+
+bool rt_ckpt_open_opts(const char *path, bool dequantize, RtCheckpoint **out, RtErr *err)
+{
     *out = NULL;
     struct stat sb;
     if (stat(path, &sb) != 0)
@@ -347,7 +352,7 @@ bool rt_ckpt_open(const char *path, RtCheckpoint **out, RtErr *err)
     if (S_ISDIR(sb.st_mode)) {
         ok = open_dir(c, path, err);
     } else if (S_ISREG(sb.st_mode)) {
-        ok = is_gguf(path) ? open_gguf(c, path, err) : open_files(c, NULL, &path, 1, err);
+        ok = is_gguf(path) ? open_gguf(c, path, dequantize, err) : open_files(c, NULL, &path, 1, err);
     } else {
         ok = rt_fail(err, "%s: checkpoint is neither a file nor a directory", path);
     }

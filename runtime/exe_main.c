@@ -50,7 +50,7 @@ int rt_exe_main(int argc, char **argv, const RtEmbedded *e)
     RtCheckpoint *ck = NULL;
     rc = 1;
     if (!rt_program_from_json(e->plan, (size_t)e->plan_len, e->kernels, e->nkernels, &p, &err) ||
-        !rt_ckpt_open(o.weights, &ck, &err))
+        !rt_ckpt_open_opts(o.weights, p->dequantize, &ck, &err))
         fprintf(stderr, "%s: error: %s\n", me, err.msg);
     else
         rc = rt_run(p, ck, &o, 0);

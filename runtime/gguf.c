@@ -80,6 +80,7 @@ struct RtGguf {
     RtTensor *tensors;            /* ti[i] as a checkpoint tensor */
     char **names;                 /* tensors[i].name */
     void **owned;                 /* tensors[i]'s buffer when not in the map */
+    bool keep_blocks;             /* Q8_0/Q4_0/Q4_1 stay as blocks (the kernels read them) */
     const RtTensor **by_name;     /* sorted by name */
     RtConfig *config;             /* NULL without general.architecture */
 };
@@ -842,7 +843,17 @@ static bool llama_config(RtGguf *g, const Llama *L, RtErr *err)
 
 /* ---- tensors --------------------------------------------------------------- */
 
-static const RtDType stored_dtype[] = {[RT_GGML_F32] = RT_F32, [RT_GGML_F16] = RT_F16, [RT_GGML_BF16] = RT_BF16};
+static const RtDType stored_dtype[] = {[RT_GGML_F32] = RT_F32, [RT_GGML_F16] = RT_F16, [RT_GGML_BF16] = RT_BF16,
+                                       [RT_GGML_Q8_0] = RT_Q8_0, [RT_GGML_Q4_0] = RT_Q4_0, [RT_GGML_Q4_1] = RT_Q4_1};
+
+/* Stored as is: plain types always, the block types the kernels read unless
+ * the checkpoint was opened to dequantize. */
+static bool kept_raw(const RtGguf *g, const RtGgmlInfo *type)
+{
+    if (!type->dequant)
+        return true;
+    return g->keep_blocks && (type->type == RT_GGML_Q8_0 || type->type == RT_GGML_Q4_0 || type->type == RT_GGML_Q4_1);
+}
 
 /* ti[i] as checkpoint tensor i, all but its data: name, HF shape, and the
  * head count its rows are permuted by (0: none). */
@@ -880,10 +891,12 @@ static bool load_tensor(RtGguf *g, int64_t i, int64_t n_head, RtErr *err)
     RtTensor *t = &g->tensors[i];
     const RtGgmlInfo *type = ti->type;
     const unsigned char *src = g->map + g->data_start + ti->offset;
-    if (!type->dequant) {
+    bool raw = kept_raw(g, type);
+    if (raw) {
         t->dtype = stored_dtype[type->type];
         t->nbytes = (size_t)ti->nbytes;
-        if (!n_head && (uintptr_t)src % rt_dtype_size(t->dtype) == 0) {
+        size_t align = rt_dtype_size(t->dtype) ? rt_dtype_size(t->dtype) : 1;   /* blocks: read unaligned */
+        if (!n_head && (uintptr_t)src % align == 0) {
             t->data = src;
             return true;
         }
@@ -897,7 +910,7 @@ static bool load_tensor(RtGguf *g, int64_t i, int64_t n_head, RtErr *err)
         return rt_fail(err, "%s: out of memory for tensor '%s' (%zu bytes)", g->path, ti->name, t->nbytes);
     g->owned[i] = buf;
     t->data = buf;
-    if (!n_head && type->dequant) {
+    if (!n_head && !raw) {
         type->dequant(src, buf, ti->numel / type->block);
         return true;
     }
@@ -906,7 +919,7 @@ static bool load_tensor(RtGguf *g, int64_t i, int64_t n_head, RtErr *err)
     for (int64_t r = 0; r < rows; r++) {
         int64_t from = n_head ? rt_gguf_unpermute_row(r, rows, n_head) : r;
         unsigned char *dst = (unsigned char *)buf + (size_t)r * dst_row;
-        if (type->dequant)
+        if (!raw)
             type->dequant(src + (size_t)from * src_row, (float *)dst, cols / type->block);
         else
             memcpy(dst, src + (size_t)from * src_row, src_row);
@@ -970,12 +983,18 @@ static bool convert(RtGguf *g, RtErr *err)
 
 bool rt_gguf_open(const char *path, RtGguf **out, RtErr *err)
 {
+    return rt_gguf_open_opts(path, true, out, err);
+}
+
+bool rt_gguf_open_opts(const char *path, bool dequantize, RtGguf **out, RtErr *err)
+{
     *out = NULL;
     RtGguf *g = calloc(1, sizeof *g);
     if (!g || !(g->path = strdup(path))) {
         free(g);
         return rt_fail(err, "%s: out of memory", path);
     }
+    g->keep_blocks = !dequantize;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     bool ok = false;

@@ -21,7 +21,8 @@ void rt_pool_free(RtPool *p);
 /* One GGUF file as a checkpoint (runtime/gguf.c): validated, its tensors
  * converted (HF names and shapes, dequantized) and sorted by name, its
  * llama metadata as a config (NULL without general.architecture). */
-bool rt_gguf_open(const char *path, RtGguf **out, RtErr *err);
+bool rt_gguf_open(const char *path, RtGguf **out, RtErr *err);   /* every quantized tensor dequantized */
+bool rt_gguf_open_opts(const char *path, bool dequantize, RtGguf **out, RtErr *err);
 void rt_gguf_close(RtGguf *g);
 int rt_gguf_count(const RtGguf *g);
 const RtTensor *rt_gguf_tensor(const RtGguf *g, int i);

@@ -27,6 +27,7 @@ char *rt_program_to_json(const RtProgram *p)
     json_object_set_new(root, "model", json_string(p->model));
     json_object_set_new(root, "vocab", json_integer(p->vocab));
     json_object_set_new(root, "n_token_ids", json_integer(p->n_token_ids));
+    json_object_set_new(root, "dequantize", json_boolean(p->dequantize));
     json_object_set_new(root, "tokens_buf", json_integer(p->tokens_buf));
     json_object_set_new(root, "logits_buf", json_integer(p->logits_buf));
     json_t *slots = json_array();
@@ -150,6 +151,10 @@ bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernel
     p->model = dup_str(&r, root, "model", true);
     p->vocab = get_int(&r, root, "vocab", 1, BIG);
     p->n_token_ids = get_int(&r, root, "n_token_ids", 0, BIG);
+    json_t *dq = json_object_get(root, "dequantize");
+    if (!json_is_boolean(dq))
+        bad(&r, "'dequantize' is missing");
+    p->dequantize = json_is_true(dq);
     json_t *slots = json_object_get(root, "slots"), *bufs = json_object_get(root, "bufs");
     json_t *ls = json_object_get(root, "launches");
     if (!json_is_array(slots) || !json_is_array(bufs) || !json_is_array(ls))

@@ -30,6 +30,7 @@ const char rt_run_usage[] =
     "  --repeat-penalty R    penalize the last 64 tokens (default 1: off; 1.1 is common)\n"
     "  --seed S              sampling seed (default: from the clock); the same seed, the same tokens\n"
     "  --ignore-eos          do not stop at end of turn\n"
+    "  --dequantize          GGUF Q8_0/Q4_0/Q4_1 weights to f32 at load (default: kernels read the blocks)\n"
     "  --logits-out F.npy    write float32 logits [T, vocab] for every prompt position\n"
     "  --threads N           CPU threads (default: all online CPUs)\n"
     "  --ctx N               KV cache positions (default: prompt + max-new)\n"
@@ -154,6 +155,8 @@ int rt_run_option(int argc, char **argv, int *i, RtRunOptions *o, RtErr *err)
         o->ignore_eos = true;
     else if (!strcmp(a, "--special"))
         o->special = true;
+    else if (!strcmp(a, "--dequantize"))
+        o->dequantize = true;
     else if ((v = value_of(argc, argv, i, "--max-new", &missing)))
         return count("--max-new", v, 0, RT_MAX_PROMPT, &o->max_new, err) ? 1 : -1;
     else if ((v = value_of(argc, argv, i, "--logits-out", &missing)))

@@ -30,11 +30,14 @@ typedef enum {
     RT_F64, RT_F32, RT_F16, RT_BF16,
     RT_I64, RT_I32, RT_I16, RT_I8, RT_U8, RT_BOOL,
     RT_F8_E4M3, RT_F8_E5M2,
+    RT_Q8_0, RT_Q4_0, RT_Q4_1,   /* ggml blocks of 32 (GGUF only): rows of whole blocks */
     RT_DTYPE_COUNT
 } RtDType;
 
 const char *rt_dtype_name(RtDType t);   /* safetensors spelling: "F32", "BF16", ... */
-size_t rt_dtype_size(RtDType t);
+size_t rt_dtype_size(RtDType t);   /* 0 for block types */
+/* Block types: values per block and bytes per block; false for plain types. */
+bool rt_dtype_block(RtDType t, int *values, int *bytes);
 
 typedef struct RtTensor {
     const char *name;
@@ -68,6 +71,9 @@ const char *rt_st_metadata(const RtSafetensors *st, const char *key);   /* NULL 
 typedef struct RtCheckpoint RtCheckpoint;
 
 bool rt_ckpt_open(const char *path, RtCheckpoint **out, RtErr *err);
+/* dequantize: GGUF Q8_0/Q4_0/Q4_1 tensors become F32 at load too (by default
+ * they stay as blocks, which the kernels read directly). */
+bool rt_ckpt_open_opts(const char *path, bool dequantize, RtCheckpoint **out, RtErr *err);
 void rt_ckpt_close(RtCheckpoint *c);
 const RtTensor *rt_ckpt_find(const RtCheckpoint *c, const char *name);
 int rt_ckpt_count(const RtCheckpoint *c);
@@ -182,6 +188,7 @@ typedef struct RtProgram {
     int logits_buf;           /* RB_SLOT, f32 [T, vocab] */
     int64_t vocab;
     int64_t n_token_ids;      /* token ids must be < this (rows of the embedding table) */
+    bool dequantize;          /* compiled for GGUF blocks dequantized at load (rt_ckpt_open_opts) */
 } RtProgram;
 
 typedef struct RtSession RtSession;
@@ -224,7 +231,7 @@ typedef struct RtRunOptions {
     const char *system;       /* --system: the chat's system prompt */
     const char *tokenizer;    /* --tokenizer PATH: a tokenizer.json (default: the checkpoint's) */
     long long max_new, threads, ctx;
-    bool quiet, profile, ignore_eos;
+    bool quiet, profile, ignore_eos, dequantize;
     float temperature, top_p, rep_penalty;
     long long top_k;
     unsigned long long seed;

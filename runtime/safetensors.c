@@ -37,6 +37,7 @@ static const struct {
     [RT_I16] = {"I16", 2},   [RT_I8] = {"I8", 1},     [RT_U8] = {"U8", 1},
     [RT_BOOL] = {"BOOL", 1}, [RT_F8_E4M3] = {"F8_E4M3", 1},
     [RT_F8_E5M2] = {"F8_E5M2", 1},
+    [RT_Q8_0] = {"Q8_0", 0}, [RT_Q4_0] = {"Q4_0", 0}, [RT_Q4_1] = {"Q4_1", 0},   /* GGUF blocks: never in safetensors */
 };
 _Static_assert(sizeof dtypes / sizeof dtypes[0] == RT_DTYPE_COUNT, "dtype table out of step with RtDType");
 
@@ -48,6 +49,16 @@ const char *rt_dtype_name(RtDType t)
 size_t rt_dtype_size(RtDType t)
 {
     return (unsigned)t < RT_DTYPE_COUNT ? dtypes[t].size : 0;
+}
+
+bool rt_dtype_block(RtDType t, int *values, int *bytes)
+{
+    static const int block_bytes[] = {[RT_Q8_0] = 34, [RT_Q4_0] = 18, [RT_Q4_1] = 20};
+    if (t != RT_Q8_0 && t != RT_Q4_0 && t != RT_Q4_1)
+        return false;
+    *values = 32;
+    *bytes = block_bytes[t];
+    return true;
 }
 
 typedef struct StMeta {
@@ -111,7 +122,7 @@ static bool parse_dtype(const char *path, const char *name, json_t *v, RtDType *
         return rt_fail(err, "%s: tensor '%s': dtype is not a string", path, name);
     const char *s = json_string_value(v);
     for (int t = 0; t < RT_DTYPE_COUNT; t++)
-        if (strcmp(s, dtypes[t].name) == 0) {
+        if (dtypes[t].size && strcmp(s, dtypes[t].name) == 0) {
             *out = (RtDType)t;
             return true;
         }

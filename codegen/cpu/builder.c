@@ -15,6 +15,7 @@ void kb_init(KB *k, LLVMContextRef ctx, LLVMModuleRef mod, int vw, const char *c
     k->ab = LLVMCreateBuilderInContext(ctx);
     k->voidt = LLVMVoidTypeInContext(ctx);
     k->i1 = LLVMInt1TypeInContext(ctx);
+    k->i8 = LLVMInt8TypeInContext(ctx);
     k->i16 = LLVMInt16TypeInContext(ctx);
     k->i32 = LLVMInt32TypeInContext(ctx);
     k->i64 = LLVMInt64TypeInContext(ctx);
@@ -81,6 +82,9 @@ LLVMTypeRef kb_elem(KB *k, DType t)
     case DT_F16: return k->f16;
     case DT_BF16: return k->i16;
     case DT_I32: return k->i32;
+    case DT_Q8_0:
+    case DT_Q4_0:
+    case DT_Q4_1: return k->i8;   /* blocks: addressed in bytes */
     default: IR_BUG("no element type for %s", ir_dtype_name(t));
     }
 }
@@ -223,4 +227,62 @@ void kb_loop_end(KB *k, Loop *l)
     kb_set(k, l->var, LLVMBuildAdd(k->b, kb_get(k, l->var), l->step, ""));
     LLVMBuildBr(k->b, l->head);
     LLVMPositionBuilderAtEnd(k->b, l->exit);
+}
+
+static LLVMValueRef load_half(KB *k, LLVMValueRef base, LLVMValueRef off)
+{
+    LLVMValueRef p = LLVMBuildBitCast(k->b, kb_gep(k, base, off), LLVMPointerType(k->f16, 0), "");
+    LLVMValueRef h = LLVMBuildLoad2(k->b, k->f16, p, "");
+    LLVMSetAlignment(h, 1);
+    return LLVMBuildFPExt(k->b, h, k->f32, "");
+}
+
+static LLVMValueRef load_bytes(KB *k, LLVMValueRef base, LLVMValueRef off, unsigned n)
+{
+    LLVMTypeRef vt = LLVMVectorType(k->i8, n);
+    LLVMValueRef p = LLVMBuildBitCast(k->b, kb_gep(k, base, off), LLVMPointerType(vt, 0), "");
+    LLVMValueRef v = LLVMBuildLoad2(k->b, vt, p, "");
+    LLVMSetAlignment(v, 1);
+    return v;
+}
+
+/* lanes [from, from + vw) of a byte vector, as <vw x float> (signed or not) */
+static LLVMValueRef byte_lanes(KB *k, LLVMValueRef v, int from, bool is_signed)
+{
+    LLVMValueRef idx[32];
+    for (int i = 0; i < k->vw; i++)
+        idx[i] = LLVMConstInt(k->i32, (unsigned)(from + i), 0);
+    LLVMValueRef sub = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(idx, (unsigned)k->vw), "");
+    LLVMValueRef w = is_signed ? LLVMBuildSExt(k->b, sub, k->vi32, "") : LLVMBuildZExt(k->b, sub, k->vi32, "");
+    return is_signed ? LLVMBuildSIToFP(k->b, w, k->vf, "") : LLVMBuildUIToFP(k->b, w, k->vf, "");
+}
+
+/* ggml: Q8_0 {f16 d; i8 q[32]}: d*q.  Q4_0 {f16 d; u8 qs[16]}: d*((nibble)-8),
+ * low nibbles first.  Q4_1 {f16 d, m; u8 qs[16]}: d*nibble + m. */
+void kb_loadq(KB *k, LLVMValueRef base, LLVMValueRef off, DType t, LLVMValueRef *out)
+{
+    IR_ASSERT(32 % k->vw == 0);
+    int nv = 32 / k->vw;
+    LLVMValueRef d = kb_vsplat(k, load_half(k, base, off));
+    if (t == DT_Q8_0) {
+        LLVMValueRef q = load_bytes(k, base, kb_add(k, off, kb_i64(k, 2)), 32);
+        for (int v = 0; v < nv; v++)
+            out[v] = LLVMBuildFMul(k->b, byte_lanes(k, q, v * k->vw, true), d, "");
+        return;
+    }
+    int qoff = t == DT_Q4_1 ? 4 : 2;
+    LLVMValueRef qs = load_bytes(k, base, kb_add(k, off, kb_i64(k, qoff)), 16);
+    LLVMValueRef lo = LLVMBuildAnd(k->b, qs, LLVMConstVector((LLVMValueRef[]){[0 ... 15] = LLVMConstInt(k->i8, 15, 0)}, 16), "");
+    LLVMValueRef hi = LLVMBuildLShr(k->b, qs, LLVMConstVector((LLVMValueRef[]){[0 ... 15] = LLVMConstInt(k->i8, 4, 0)}, 16), "");
+    LLVMValueRef cat_idx[32];
+    for (int i = 0; i < 32; i++)
+        cat_idx[i] = LLVMConstInt(k->i32, (unsigned)i, 0);
+    LLVMValueRef q = LLVMBuildShuffleVector(k->b, lo, hi, LLVMConstVector(cat_idx, 32), "");
+    LLVMValueRef m = t == DT_Q4_1 ? kb_vsplat(k, load_half(k, base, kb_add(k, off, kb_i64(k, 2)))) : NULL;
+    LLVMValueRef eight = kb_vsplat(k, kb_f32(k, 8.0));
+    for (int v = 0; v < nv; v++) {
+        LLVMValueRef x = byte_lanes(k, q, v * k->vw, false);
+        out[v] = t == DT_Q4_1 ? LLVMBuildFAdd(k->b, LLVMBuildFMul(k->b, x, d, ""), m, "")
+                              : LLVMBuildFMul(k->b, LLVMBuildFSub(k->b, x, eight, ""), d, "");
+    }
 }

@@ -95,6 +95,9 @@ static RtDType rt_dtype(DType t)
     case DT_F16: return RT_F16;
     case DT_BF16: return RT_BF16;
     case DT_I32: return RT_I32;
+    case DT_Q8_0: return RT_Q8_0;
+    case DT_Q4_0: return RT_Q4_0;
+    case DT_Q4_1: return RT_Q4_1;
     default: IR_BUG("no runtime dtype for %s", ir_dtype_name(t));
     }
 }
@@ -257,7 +260,8 @@ static bool assign_buffers(CpuGen *g, RtProgram *p)
             IR_ASSERT(n->buf >= 0 && n->buf < gr->nslots);
             g->node_buf[i] = slot_buf[n->buf];
         }
-        if (n->op == OP_EMBEDDING && (!p->n_token_ids || n->src[0]->shape[0] < p->n_token_ids))
+        if (n->op == OP_EMBEDDING && n->src[1]->op == OP_INPUT &&
+            (!p->n_token_ids || n->src[0]->shape[0] < p->n_token_ids))
             p->n_token_ids = n->src[0]->shape[0];
         if (n->output && p->logits_buf < 0) {
             if (n->dt != DT_F32 || n->rank != 2 || n->shape[0] != DIM_SEQ || (ir_ops[n->op].flags & OPF_LEAF)) {
@@ -356,6 +360,7 @@ bool cpu_codegen(Compilation *c, const CpuOptions *o, CpuModule **out)
         }
     }
     p->model = c->graph->name;
+    p->dequantize = o && o->dequantize;
     p->nbufs = g.nbufs;
     p->bufs = g.bufs;
     p->nslots = c->graph->nslots;
@@ -480,6 +485,10 @@ static void write_commented(const CpuModule *m, const char *text, size_t len, bo
 
 bool cpu_emit(CpuModule *m, CpuEmitKind kind, FILE *f, Diags *d)
 {
+    if (!m->mod || !m->tm) {
+        diag_error_nopos(d, "internal: the module was handed to the JIT and can no longer be emitted");
+        return false;
+    }
     if (kind == CPU_EMIT_LLVM) {
         char *s = LLVMPrintModuleToString(m->mod);
         write_commented(m, s, strlen(s), false, f);

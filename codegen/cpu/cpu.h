@@ -23,6 +23,7 @@ typedef struct CpuModule CpuModule;
 typedef struct CpuOptions {
     int opt_level;       /* 0..3 (cpu_codegen with no options: 3) */
     int vector_width;    /* floats per vector; 0: from the host's features */
+    bool dequantize;     /* recorded in the program: the weights were opened dequantized */
 } CpuOptions;
 
 bool cpu_codegen(Compilation *c, const CpuOptions *o, CpuModule **out);

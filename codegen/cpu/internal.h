@@ -17,7 +17,7 @@ typedef struct KB {
     LLVMBuilderRef b, ab;         /* ab: allocas, at the end of the entry block */
     LLVMValueRef fn;
     LLVMBasicBlockRef entry, start;
-    LLVMTypeRef voidt, i1, i16, i32, i64, f16, f32, f64, i8p;
+    LLVMTypeRef voidt, i1, i8, i16, i32, i64, f16, f32, f64, i8p;
     LLVMTypeRef vf, vh, vi16, vi32; /* <vw x float/half/i16/i32> */
     LLVMValueRef bufs, T, pos0, lo, hi;
     int vw;
@@ -59,6 +59,9 @@ LLVMValueRef kb_loadv(KB *k, LLVMValueRef base, LLVMValueRef idx, DType t);  /* 
 LLVMValueRef kb_loads(KB *k, LLVMValueRef base, LLVMValueRef idx, DType t);  /* float */
 void kb_storev(KB *k, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);  /* f32 */
 void kb_stores(KB *k, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);
+/* Block types: the 32 values of the block at byte offset off of base (i8*),
+ * widened to f32, as 32/vw vectors in out[] (exactly ggml's dequantization). */
+void kb_loadq(KB *k, LLVMValueRef base, LLVMValueRef off, DType t, LLVMValueRef *out);
 LLVMValueRef kb_hsum(KB *k, LLVMValueRef v);
 LLVMValueRef kb_hmax(KB *k, LLVMValueRef v);
 LLVMValueRef kb_call(KB *k, const char *intrinsic, LLVMTypeRef overload, LLVMValueRef *args, int n);

@@ -36,9 +36,42 @@ bool cpu_emit_none(CpuGen *g, Node *n)
  * against U activation rows at once.  Each weight vector is loaded (and
  * widened) once and used U times; R*U independent accumulators keep the FMA
  * units busy. */
+/* dot_tile for block weights (Q8_0/Q4_0/Q4_1): wrow[r] is the byte offset
+ * of row r; K is a multiple of 32.  Each block is widened once (kb_loadq)
+ * and used for U rows of x; the vectors go through the accumulators in the
+ * same k order as the f32 path, so the result equals dequantize-then-f32. */
+static void dot_tile_blocks(KB *k, int R, int U, LLVMValueRef x, const LLVMValueRef *xoff, LLVMValueRef w,
+                            const LLVMValueRef *wrow, DType wdt, int64_t K, LLVMValueRef *out)
+{
+    LLVMValueRef acc[32];
+    IR_ASSERT(R * U <= 32 && K % 32 == 0);
+    for (int i = 0; i < R * U; i++)
+        acc[i] = kb_alloca(k, k->vf, LLVMConstNull(k->vf));
+    int nv = 32 / k->vw, bb = ir_block_bytes(wdt);
+    Loop l;
+    LLVMValueRef b = kb_loop(k, &l, kb_i64(k, 0), kb_i64(k, K / 32), kb_i64(k, 1));
+    LLVMValueRef kbase = kb_mul(k, b, kb_i64(k, 32)), boff = kb_mul(k, b, kb_i64(k, bb));
+    for (int r = 0; r < R; r++) {
+        LLVMValueRef wv[8];
+        kb_loadq(k, w, kb_add(k, wrow[r], boff), wdt, wv);
+        for (int v = 0; v < nv; v++)
+            for (int u = 0; u < U; u++) {
+                LLVMValueRef xv = kb_loadv(k, x, kb_add(k, xoff[u], kb_add(k, kbase, kb_i64(k, (int64_t)v * k->vw))), DT_F32);
+                kb_set(k, acc[r * U + u], kb_fma(k, wv[v], xv, kb_get(k, acc[r * U + u])));
+            }
+    }
+    kb_loop_end(k, &l);
+    for (int i = 0; i < R * U; i++)
+        out[i] = kb_hsum(k, kb_get(k, acc[i]));
+}
+
 static void dot_tile(KB *k, int R, int U, LLVMValueRef x, const LLVMValueRef *xoff, LLVMValueRef w,
                      const LLVMValueRef *wrow, DType wdt, int64_t K, LLVMValueRef *out)
 {
+    if (ir_block_bytes(wdt)) {
+        dot_tile_blocks(k, R, U, x, xoff, w, wrow, wdt, K, out);
+        return;
+    }
     LLVMValueRef acc[32];
     IR_ASSERT(R * U <= 32);
     for (int i = 0; i < R * U; i++)
@@ -97,8 +130,9 @@ static void linear_rows(KB *k, int R, int U, LLVMValueRef r0, LLVMValueRef x, LL
                         DType wdt, int64_t K, int64_t N, LLVMValueRef rows)
 {
     LLVMValueRef wrow[8];
+    int64_t stride = ir_block_bytes(wdt) ? K / 32 * ir_block_bytes(wdt) : K;   /* elements, or bytes for blocks */
     for (int r = 0; r < R; r++)
-        wrow[r] = kb_mul(k, kb_add(k, r0, kb_i64(k, r)), kb_i64(k, K));
+        wrow[r] = kb_mul(k, kb_add(k, r0, kb_i64(k, r)), kb_i64(k, stride));
     LLVMValueRef tiled = kb_mul(k, LLVMBuildSDiv(k->b, rows, kb_i64(k, U), ""), kb_i64(k, U));
     for (int pass = 0; pass < 2; pass++) {
         int u_n = pass == 0 ? U : 1;
@@ -150,13 +184,14 @@ bool cpu_emit_linear(CpuGen *g, Node *n)
 
 /* ---- embedding ----------------------------------------------------------- */
 
-/* out[t, :] = table[ids[t], :], widened to f32.  Ids were range-checked by the
- * runtime before the step. */
+/* out[t, :] = table[ids[t], :], widened to f32.  Token ids were range-checked
+ * by the runtime; ids computed inside the model (argmax) are checked here:
+ * one outside the table gives a row of zeros, never a read past the table. */
 bool cpu_emit_embedding(CpuGen *g, Node *n)
 {
     KB *k = &g->k;
     Node *tn = n->src[0];
-    int64_t D = tn->shape[1], per_tok, cst;
+    int64_t V = tn->shape[0], D = tn->shape[1], per_tok, cst;
     ir_numel_per_tok(n->src[1], &per_tok, &cst);
     const char *name = cpu_kernel_name(g, n, "");
     kb_begin(k, name);
@@ -164,15 +199,33 @@ bool cpu_emit_embedding(CpuGen *g, Node *n)
     Loop lt, ld;
     LLVMValueRef t = kb_loop(k, &lt, k->lo, k->hi, kb_i64(k, 1));
     LLVMValueRef id = LLVMBuildSExt(k->b, kb_loads(k, ids, t, DT_I32), k->i64, "");
-    LLVMValueRef src = kb_mul(k, id, kb_i64(k, D)), dst = kb_mul(k, t, kb_i64(k, D));
-    int64_t dv = D - D % k->vw;
-    if (dv) {
-        LLVMValueRef d = kb_loop(k, &ld, kb_i64(k, 0), kb_i64(k, dv), kb_i64(k, k->vw));
-        kb_storev(k, out, kb_add(k, dst, d), kb_loadv(k, table, kb_add(k, src, d), tn->dt));
+    LLVMValueRef ok = LLVMBuildAnd(k->b, LLVMBuildICmp(k->b, LLVMIntSGE, id, kb_i64(k, 0), ""),
+                                   LLVMBuildICmp(k->b, LLVMIntSLT, id, kb_i64(k, V), ""), "");
+    id = LLVMBuildSelect(k->b, ok, id, kb_i64(k, 0), "");
+    LLVMValueRef okv = kb_vsplat(k, ok), zero = LLVMConstNull(k->vf), dst = kb_mul(k, t, kb_i64(k, D));
+    if (ir_block_bytes(tn->dt)) {
+        int bb = ir_block_bytes(tn->dt), nv = 32 / k->vw;
+        LLVMValueRef src = kb_mul(k, id, kb_i64(k, D / 32 * bb));
+        LLVMValueRef b = kb_loop(k, &ld, kb_i64(k, 0), kb_i64(k, D / 32), kb_i64(k, 1));
+        LLVMValueRef wv[8];
+        kb_loadq(k, table, kb_add(k, src, kb_mul(k, b, kb_i64(k, bb))), tn->dt, wv);
+        for (int v = 0; v < nv; v++)
+            kb_storev(k, out, kb_add(k, dst, kb_add(k, kb_mul(k, b, kb_i64(k, 32)), kb_i64(k, (int64_t)v * k->vw))),
+                      LLVMBuildSelect(k->b, okv, wv[v], zero, ""));
         kb_loop_end(k, &ld);
+    } else {
+        LLVMValueRef src = kb_mul(k, id, kb_i64(k, D));
+        int64_t dv = D - D % k->vw;
+        if (dv) {
+            LLVMValueRef d = kb_loop(k, &ld, kb_i64(k, 0), kb_i64(k, dv), kb_i64(k, k->vw));
+            kb_storev(k, out, kb_add(k, dst, d),
+                      LLVMBuildSelect(k->b, okv, kb_loadv(k, table, kb_add(k, src, d), tn->dt), zero, ""));
+            kb_loop_end(k, &ld);
+        }
+        for (int64_t j = dv; j < D; j++)
+            kb_stores(k, out, kb_add(k, dst, kb_i64(k, j)),
+                      LLVMBuildSelect(k->b, ok, kb_loads(k, table, kb_add(k, src, kb_i64(k, j)), tn->dt), kb_f32(k, 0), ""));
     }
-    for (int64_t j = dv; j < D; j++)
-        kb_stores(k, out, kb_add(k, dst, kb_i64(k, j)), kb_loads(k, table, kb_add(k, src, kb_i64(k, j)), tn->dt));
     kb_loop_end(k, &lt);
     kb_finish(k);
     int args[] = {bufid(g, tn), bufid(g, n->src[1]), bufid(g, n)};

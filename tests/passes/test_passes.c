@@ -801,7 +801,7 @@ static void test_weights_from_checkpoint(void **state)
     r = compile(f, "model m {\n  input x : f32[seq, 6]\n  weight a : [4, 6] = \"w_i32\"\n  output y = linear(x, a)\n}\n",
                 &o);
     assert_false(r->ok);
-    assert_string_equal(r->d.head->msg, "weight 'w_i32' has dtype I32 in the checkpoint; supported: F32, F16, BF16");
+    assert_string_equal(r->d.head->msg, "weight 'w_i32' has dtype I32 in the checkpoint; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1");
     /* every fault is reported, not just the first */
     r = compile(f,
                 "model m {\n  input x : f32[seq, 6]\n  weight a : [4, 6] = \"nope\"\n  weight b : f32[4, 6] = \"w_f16\"\n"

@@ -251,11 +251,12 @@ static const char *write_gguf(const Gguf *g, const char *name)
     return path;
 }
 
+/* Opened to dequantize every quantized tensor, so values can be compared. */
 static RtCheckpoint *open_ok(const char *p)
 {
     RtCheckpoint *c = NULL;
     RtErr err = {{0}};
-    if (!rt_ckpt_open(p, &c, &err))
+    if (!rt_ckpt_open_opts(p, true, &c, &err))
         fail_msg("rt_ckpt_open failed: %s", err.msg);
     assert_non_null(c);
     return c;
@@ -915,6 +916,40 @@ static void test_unpermute_quantized(void **state)
     rt_ckpt_close(c);
 }
 
+/* By default Q8_0/Q4_0/Q4_1 stay as blocks (rows reordered for q/k like
+ * the rest); other quantized types are still dequantized. */
+static void test_blocks_kept(void **state)
+{
+    (void)state;
+    Gguf *g = gguf_new();
+    llama_meta(g, 32, 64, 1, 2, 2);
+    kv_u32(g, "llama.attention.key_length", 4);
+    float x[8 * 32], e[8 * 32];
+    for (int r = 0; r < 8; r++)
+        for (int j = 0; j < 32; j++)
+            x[32 * r + j] = (float)(r + 1) * (float)(j - 16) / 16.0f;
+    unsigned char q8[8 * 34];
+    quant_q8_0(x, 256, q8, e);
+    tensor(g, "blk.0.attn_q.weight", T_Q8_0, 2, (uint64_t[]){32, 8}, q8, sizeof q8);
+    tensor(g, "blk.0.attn_v.weight", T_Q8_0, 2, (uint64_t[]){32, 8}, q8, sizeof q8);
+    const char *p = write_gguf(g, "blocks.gguf");
+    RtCheckpoint *c = NULL;
+    RtErr err = {{0}};
+    assert_true(rt_ckpt_open(p, &c, &err));
+    const RtTensor *q = rt_ckpt_find(c, "model.layers.0.self_attn.q_proj.weight");
+    const RtTensor *v = rt_ckpt_find(c, "model.layers.0.self_attn.v_proj.weight");
+    assert_int_equal(q->dtype, RT_Q8_0);
+    assert_int_equal(v->dtype, RT_Q8_0);
+    assert_int_equal(q->nbytes, sizeof q8);
+    assert_int_equal(q->shape[0], 8);
+    assert_int_equal(q->shape[1], 32);
+    static const int from[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+    for (int r = 0; r < 8; r++)
+        assert_memory_equal((const unsigned char *)q->data + 34 * r, q8 + 34 * from[r], 34);
+    assert_memory_equal(v->data, q8, sizeof q8);
+    rt_ckpt_close(c);
+}
+
 static RtCfgValue cfg(const RtCheckpoint *c, const char *key)
 {
     return rt_config_get(rt_ckpt_config(c), key);
@@ -1551,6 +1586,7 @@ int main(void)
         cmocka_unit_test(test_unpermute_inverts_permute),
         cmocka_unit_test(test_unpermute_by_hand),
         cmocka_unit_test(test_unpermute_quantized),
+        cmocka_unit_test(test_blocks_kept),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_truncated_everywhere),
         cmocka_unit_test(test_bad_magic),

@@ -78,13 +78,16 @@ static void reject(const char *h, size_t data_len, const char *fault)
 
 /* ---- valid files ----------------------------------------------------------- */
 
+/* The safetensors dtypes: RtDType up to the GGUF block types. */
+#define ST_DTYPES RT_Q8_0
+
 static void test_every_dtype(void **state)
 {
     (void)state;
     char header[4096];
     size_t n = 0, at = 0;
     n += (size_t)snprintf(header + n, sizeof header - n, "{");
-    for (int t = 0; t < RT_DTYPE_COUNT; t++) {
+    for (int t = 0; t < ST_DTYPES; t++) {
         size_t bytes = 6 * rt_dtype_size((RtDType)t);
         n += (size_t)snprintf(header + n, sizeof header - n,
                               "%s\"w_%s\": {\"dtype\": \"%s\", \"shape\": [2, 3], \"data_offsets\": [%zu, %zu]}",
@@ -95,11 +98,11 @@ static void test_every_dtype(void **state)
     snprintf(header + n, sizeof header - n, "}");
     const char *p = write_st("all.safetensors", header, at);
     RtSafetensors *st = open_ok(p);
-    assert_int_equal(rt_st_count(st), RT_DTYPE_COUNT);
+    assert_int_equal(rt_st_count(st), ST_DTYPES);
 
     const unsigned char *base = rt_st_tensor(st, 0)->data;
     size_t off = 0;
-    for (int t = 0; t < RT_DTYPE_COUNT; t++) {
+    for (int t = 0; t < ST_DTYPES; t++) {
         char name[32];
         snprintf(name, sizeof name, "w_%s", rt_dtype_name((RtDType)t));
         const RtTensor *x = rt_st_find(st, name);
@@ -120,7 +123,7 @@ static void test_every_dtype(void **state)
     }
     assert_null(rt_st_find(st, "w_F128"));
     assert_null(rt_st_find(st, ""));
-    assert_null(rt_st_tensor(st, RT_DTYPE_COUNT));
+    assert_null(rt_st_tensor(st, ST_DTYPES));
     assert_null(rt_st_tensor(st, -1));
     rt_st_close(st);
 }
@@ -128,13 +131,27 @@ static void test_every_dtype(void **state)
 static void test_dtype_table(void **state)
 {
     (void)state;
-    static const size_t size[RT_DTYPE_COUNT] = {8, 4, 2, 2, 8, 4, 2, 1, 1, 1, 1, 1};
+    static const size_t size[RT_DTYPE_COUNT] = {8, 4, 2, 2, 8, 4, 2, 1, 1, 1, 1, 1, 0, 0, 0};
     static const char *const name[RT_DTYPE_COUNT] = {
-        "F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2"};
+        "F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2", "Q8_0", "Q4_0",
+        "Q4_1"};
     for (int t = 0; t < RT_DTYPE_COUNT; t++) {
         assert_int_equal(rt_dtype_size((RtDType)t), size[t]);
         assert_string_equal(rt_dtype_name((RtDType)t), name[t]);
     }
+    int values, bytes;
+    assert_false(rt_dtype_block(RT_F16, &values, &bytes));
+    assert_true(rt_dtype_block(RT_Q4_1, &values, &bytes));
+    assert_int_equal(values, 32);
+    assert_int_equal(bytes, 20);
+}
+
+/* GGUF block types are not safetensors dtypes. */
+static void test_block_dtype_rejected(void **state)
+{
+    (void)state;
+    expect_fault(write_st("q.safetensors", "{\"q\": {\"dtype\": \"Q4_1\", \"shape\": [32], \"data_offsets\": [0, 20]}}", 20),
+                "tensor 'q': unknown dtype 'Q4_1'");
 }
 
 static void test_scalar(void **state)
@@ -571,6 +588,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_dtype),
         cmocka_unit_test(test_dtype_table),
+        cmocka_unit_test(test_block_dtype_rejected),
         cmocka_unit_test(test_scalar),
         cmocka_unit_test(test_zero_size_tensors),
         cmocka_unit_test(test_no_tensors),
