@@ -127,5 +127,6 @@ uninstall:
 # kept out of `make test`.
 test-peer: all
 	@python3 -c 'import llama_cpp' 2>/dev/null || python3 -m pip install llama-cpp-python
+	@python3 -c 'import gguf' 2>/dev/null || python3 -m pip install gguf
 	$(Q)python3 tests/peer/peer_llamacpp.py --modelc $(BUILD)/modelc
 .PHONY: test-peer
