@@ -87,3 +87,11 @@ char *arena_printf(Arena *a, const char *fmt, ...)
     va_end(ap);
     return p;
 }
+
+void *arena_grow(Arena *a, const void *old, size_t n, size_t cap, size_t elem)
+{
+    void *p = arena_alloc(a, cap * elem);
+    if (n)
+        memcpy(p, old, n * elem);
+    return p;
+}

@@ -17,5 +17,8 @@ void *arena_alloc(Arena *a, size_t n);          /* zeroed, 16-byte aligned */
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A copy of an array of n elements of size elem in a new block of cap elements
+ * (cap >= n); the old block stays (arena memory is freed only with the arena). */
+void *arena_grow(Arena *a, const void *old, size_t n, size_t cap, size_t elem);
 
 #endif

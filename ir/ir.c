@@ -74,12 +74,8 @@ Node *ir_node(Graph *g, OpKind op, SrcLoc loc, int nsrc, Node **src)
     n->layer = -1;
     n->buf = -1;
     if (g->n == g->cap) {
-        int cap = g->cap ? 2 * g->cap : 64;
-        Node **nodes = arena_alloc(g->arena, (size_t)cap * sizeof *nodes);
-        if (g->n)
-            memcpy(nodes, g->nodes, (size_t)g->n * sizeof *nodes);
-        g->nodes = nodes;
-        g->cap = cap;
+        g->cap = g->cap ? 2 * g->cap : 64;
+        g->nodes = arena_grow(g->arena, g->nodes, (size_t)g->n, (size_t)g->cap, sizeof *g->nodes);
     }
     n->id = g->n;
     g->nodes[g->n++] = n;

@@ -68,45 +68,38 @@ static int by_logit_desc(const void *a, const void *b)
     return x->id - y->id;   /* ties: lower id first, as argmax */
 }
 
-/* Keep the k largest candidates (by a min-heap over the first k), sorted. */
+/* Restore the heap below j: the root is the worst of the first k. */
+static void sift_down(Cand *c, int64_t k, int64_t j)
+{
+    for (;;) {
+        int64_t l = 2 * j + 1, m = j;
+        if (l < k && by_logit_desc(&c[l], &c[m]) > 0)
+            m = l;
+        if (l + 1 < k && by_logit_desc(&c[l + 1], &c[m]) > 0)
+            m = l + 1;
+        if (m == j)
+            return;
+        Cand t = c[j];
+        c[j] = c[m];
+        c[m] = t;
+        j = m;
+    }
+}
+
+/* Keep the k largest candidates (by a heap over the first k), sorted. */
 static int64_t top_k(Cand *c, int64_t n, int64_t k)
 {
     if (k <= 0 || k >= n) {
         qsort(c, (size_t)n, sizeof *c, by_logit_desc);
         return n;
     }
-    /* heap of the k best seen so far; root = the worst of them */
     for (int64_t i = k / 2 - 1; i >= 0; i--)
-        for (int64_t j = i;;) {
-            int64_t l = 2 * j + 1, m = j;
-            if (l < k && by_logit_desc(&c[l], &c[m]) > 0)
-                m = l;
-            if (l + 1 < k && by_logit_desc(&c[l + 1], &c[m]) > 0)
-                m = l + 1;
-            if (m == j)
-                break;
-            Cand t = c[j];
-            c[j] = c[m];
-            c[m] = t;
-            j = m;
-        }
+        sift_down(c, k, i);
     for (int64_t i = k; i < n; i++) {
         if (by_logit_desc(&c[i], &c[0]) >= 0)
             continue;
         c[0] = c[i];
-        for (int64_t j = 0;;) {
-            int64_t l = 2 * j + 1, m = j;
-            if (l < k && by_logit_desc(&c[l], &c[m]) > 0)
-                m = l;
-            if (l + 1 < k && by_logit_desc(&c[l + 1], &c[m]) > 0)
-                m = l + 1;
-            if (m == j)
-                break;
-            Cand t = c[j];
-            c[j] = c[m];
-            c[m] = t;
-            j = m;
-        }
+        sift_down(c, k, 0);
     }
     qsort(c, (size_t)k, sizeof *c, by_logit_desc);
     return k;

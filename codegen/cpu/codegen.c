@@ -102,13 +102,11 @@ static RtDType rt_dtype(DType t)
     }
 }
 
-static int new_buf(CpuGen *g)
+int cpu_new_buf(CpuGen *g)
 {
     if (g->nbufs == g->capbufs) {
-        g->capbufs *= 2;
-        RtBuf *nb = arena_alloc(g->c->arena, (size_t)g->capbufs * sizeof *nb);
-        memcpy(nb, g->bufs, (size_t)g->nbufs * sizeof *nb);
-        g->bufs = nb;
+        g->capbufs = g->capbufs ? 2 * g->capbufs : 64;
+        g->bufs = arena_grow(g->c->arena, g->bufs, (size_t)g->nbufs, (size_t)g->capbufs, sizeof *g->bufs);
     }
     return g->nbufs++;
 }
@@ -185,15 +183,9 @@ static const char *dedup_kernel(CpuGen *g, const Node *n, const char *fn_name)
             return g->key_fn[i];
         }
     if (g->nkeys == g->capkeys) {
-        g->capkeys = g->capkeys ? 2 * g->capkeys : 64;
-        const char **nk = arena_alloc(g->c->arena, (size_t)g->capkeys * sizeof *nk);
-        const char **nf = arena_alloc(g->c->arena, (size_t)g->capkeys * sizeof *nf);
-        if (g->nkeys) {
-            memcpy(nk, g->keys, (size_t)g->nkeys * sizeof *nk);
-            memcpy(nf, g->key_fn, (size_t)g->nkeys * sizeof *nf);
-        }
-        g->keys = nk;
-        g->key_fn = nf;
+        size_t used = (size_t)g->nkeys, cap = (size_t)(g->capkeys = g->capkeys ? 2 * g->capkeys : 64);
+        g->keys = arena_grow(g->c->arena, g->keys, used, cap, sizeof *g->keys);
+        g->key_fn = arena_grow(g->c->arena, g->key_fn, used, cap, sizeof *g->key_fn);
     }
     g->keys[g->nkeys] = key;
     g->key_fn[g->nkeys++] = fn_name;
@@ -205,15 +197,9 @@ int cpu_launch(CpuGen *g, Node *n, const char *fn_name, int nargs, const int *ar
 {
     fn_name = dedup_kernel(g, n, fn_name);
     if (g->nlaunch == g->caplaunch) {
-        g->caplaunch = g->caplaunch ? 2 * g->caplaunch : 64;
-        RtLaunch *nl = arena_alloc(g->c->arena, (size_t)g->caplaunch * sizeof *nl);
-        const char **nc = arena_alloc(g->c->arena, (size_t)g->caplaunch * sizeof *nc);
-        if (g->nlaunch) {
-            memcpy(nl, g->launch, (size_t)g->nlaunch * sizeof *nl);
-            memcpy(nc, g->fn_comment, (size_t)g->nlaunch * sizeof *nc);
-        }
-        g->launch = nl;
-        g->fn_comment = nc;
+        size_t used = (size_t)g->nlaunch, cap = (size_t)(g->caplaunch = g->caplaunch ? 2 * g->caplaunch : 64);
+        g->launch = arena_grow(g->c->arena, g->launch, used, cap, sizeof *g->launch);
+        g->fn_comment = arena_grow(g->c->arena, g->fn_comment, used, cap, sizeof *g->fn_comment);
     }
     RtLaunch *l = &g->launch[g->nlaunch];
     IR_ASSERT(nargs <= 8);
@@ -236,7 +222,7 @@ static bool assign_buffers(CpuGen *g, RtProgram *p)
     Diags *d = g->c->diags;
     int *slot_buf = arena_alloc(g->c->arena, (size_t)(gr->nslots + 1) * sizeof *slot_buf);
     for (int s = 0; s < gr->nslots; s++) {
-        slot_buf[s] = new_buf(g);
+        slot_buf[s] = cpu_new_buf(g);
         g->bufs[slot_buf[s]].kind = RB_SLOT;
         g->bufs[slot_buf[s]].slot = s;
     }
@@ -248,11 +234,11 @@ static bool assign_buffers(CpuGen *g, RtProgram *p)
                 diag_error(d, n->loc, "the CPU runtime takes exactly one input, token ids i32[seq]");
                 return false;
             }
-            int b = new_buf(g);
+            int b = cpu_new_buf(g);
             g->bufs[b] = (RtBuf){.kind = RB_INPUT, .name = n->weight, .dtype = RT_I32, .rank = 1};
             g->node_buf[i] = p->tokens_buf = b;
         } else if (n->op == OP_WEIGHT) {
-            int b = new_buf(g);
+            int b = cpu_new_buf(g);
             g->bufs[b] = (RtBuf){.kind = RB_WEIGHT, .name = n->weight, .dtype = rt_dtype(n->dt), .rank = n->rank};
             memcpy(g->bufs[b].shape, n->shape, (size_t)n->rank * sizeof *n->shape);
             g->node_buf[i] = b;
@@ -313,8 +299,6 @@ bool cpu_codegen(Compilation *c, const CpuOptions *o, CpuModule **out)
     LLVMDisposeTargetData(td);
 
     CpuGen g = {.c = c};
-    g.capbufs = 64;
-    g.bufs = arena_alloc(c->arena, (size_t)g.capbufs * sizeof *g.bufs);
     g.node_buf = arena_alloc(c->arena, (size_t)c->graph->n * sizeof *g.node_buf);
     int vw = o && o->vector_width ? o->vector_width : host_vector_width(m->features);
     kb_init(&g.k, ctx, m->mod, vw, m->cpu, m->features);

@@ -80,6 +80,7 @@ LLVMValueRef kb_mul(KB *k, LLVMValueRef a, LLVMValueRef b);
 #define OP(id, name, sig, kw, flags, infer, emit) CpuEmitFn emit;
 #include "ir/ops.def"
 #undef OP
+int cpu_new_buf(CpuGen *g);   /* a new RtBuf id */
 int cpu_launch(CpuGen *g, Node *n, const char *fn_name, int nargs, const int *args, int64_t work_per_tok,
                int64_t work_const, int64_t grain);
 const char *cpu_kernel_name(CpuGen *g, Node *n, const char *suffix);

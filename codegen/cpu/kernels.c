@@ -379,18 +379,13 @@ bool cpu_emit_attention(CpuGen *g, Node *n)
     /* the KV caches: buffers of their own, sized by the runtime's max context */
     int kc = -1, vc = -1;
     for (int which = 0; which < 2; which++) {
-        if (g->nbufs == g->capbufs) {
-            g->capbufs *= 2;
-            RtBuf *nb = arena_alloc(g->c->arena, (size_t)g->capbufs * sizeof *nb);
-            memcpy(nb, g->bufs, (size_t)g->nbufs * sizeof *nb);
-            g->bufs = nb;
-        }
-        RtBuf *b = &g->bufs[g->nbufs];
+        int id = cpu_new_buf(g);
+        RtBuf *b = &g->bufs[id];
         b->kind = RB_KV;
         b->name = arena_printf(g->c->arena, "%s cache of %%%d (layer %d)", which ? "v" : "k", n->id, n->layer);
         b->dtype = RT_F32;
         b->bytes_per_pos = hkv * dh * 4;
-        *(which ? &vc : &kc) = g->nbufs++;
+        *(which ? &vc : &kc) = id;
     }
     emit_kv_store(g, n, kc, vc);
 
