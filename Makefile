@@ -22,7 +22,8 @@ CFLAGS     += $(CFLAGS_BASE)
 LDFLAGS    += -pthread
 
 ifeq ($(SAN),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
+# MODELC_SAN: modelc build links its (instrumented) runtime with the sanitizers too
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -O1 -DMODELC_SAN
 LDFLAGS += -fsanitize=address,undefined
 endif
 

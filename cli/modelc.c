@@ -402,6 +402,12 @@ static int cmd_run(const Opts *o)
 /* ---- build ----------------------------------------------------------------- */
 
 extern const unsigned char modelc_rt_archive[], modelc_rt_archive_end[];
+/* A modelc built with SAN=1 carries an instrumented runtime: link it so. */
+#ifdef MODELC_SAN
+#define SAN_LINK "-fsanitize=address,undefined",
+#else
+#define SAN_LINK
+#endif
 extern const unsigned char modelc_jansson_archive[], modelc_jansson_archive_end[];
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
@@ -552,10 +558,10 @@ static int cmd_build(const Opts *o)
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
     if (o->lib) {
         char *argv[] = {(char *)cc, "-shared", "-o", tmp_out, obj, "-Wl,--whole-archive", rtlib, "-Wl,--no-whole-archive",
-                        "-l:libjansson.so.4", "-lpthread", "-lm", NULL};
+                        "-l:libjansson.so.4", "-lpthread", "-lm", SAN_LINK NULL};
         ok = spawn(argv, &b.diags);
     } else {
-        char *argv[] = {(char *)cc, "-o", tmp_out, obj, rtlib, jlib, "-lpthread", "-lm", NULL};
+        char *argv[] = {(char *)cc, "-o", tmp_out, obj, rtlib, jlib, "-lpthread", "-lm", SAN_LINK NULL};
         ok = spawn(argv, &b.diags);
     }
     if (ok && o->lib)
