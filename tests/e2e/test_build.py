@@ -102,8 +102,9 @@ def main():
     ex = os.path.join(tmp, "embed")
     shutil.copytree(os.path.join(ROOT, "examples", "embed"), ex)
     env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
+    san = "libasan" in run(["ldd", modelc]).stdout   # a SAN=1 modelc installs an instrumented runtime
     mk = run(["make", "-C", ex, "--no-print-directory", f"MODELC={prefix}/bin/modelc", f"SPEC={spec}",
-              f"WEIGHTS={ck}"], env=env)
+              f"WEIGHTS={ck}"] + (["CFLAGS=-fsanitize=address,undefined"] if san else []), env=env)
     check("examples/embed builds against the installed tree", mk.returncode == 0, mk.stdout + mk.stderr)
     g = run([os.path.join(ex, "generate"), ck] + toks.split(","))
     ref16 = run([modelc, "run", spec, "--weights", ck, "--tokens", toks, "--max-new", "16", "--quiet"])
