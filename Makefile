@@ -4,6 +4,7 @@
 #   make test       install what is missing, build, run every test
 #   make demo       install what is missing, build, show the pipeline end to end
 #   make bench-cpu  CPU prefill/decode tokens/s beside the measured bandwidth ceiling
+#   make fuzz       libFuzzer targets (clang) for FUZZ_SECONDS each; make fuzz-smoke: 10 s each
 #   make V=1        show the commands
 #
 # Objects go to build/, flex/bison output to build/gen/.  LLVM and jansson are
@@ -51,6 +52,7 @@ include runtime/module.mk
 include cli/module.mk
 include tests/module.mk
 include bench/module.mk
+include tests/fuzz/fuzz.mk
 
 COMPILER_OBJS := $(FRONTEND_SRCS:%.c=$(BUILD)/%.o) $(FRONTEND_GEN_OBJS) \
                  $(IR_SRCS:%.c=$(BUILD)/%.o) $(PASSES_SRCS:%.c=$(BUILD)/%.o) \

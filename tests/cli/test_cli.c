@@ -19,10 +19,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/test_util.h"
+
 #include <dirent.h>
 #include <stdbool.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -557,12 +558,6 @@ static void test_run_other_failures(void **state)
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -592,7 +587,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    return root[0] ? nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS) : 0;
+    return root[0] ? test_rm_rf(root) : 0;
 }
 
 int main(void)

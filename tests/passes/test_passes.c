@@ -25,7 +25,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
+#include "tests/test_util.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,12 +51,6 @@ typedef struct Fx {
     char dir[64];     /* mkdtemp, removed in teardown */
 } Fx;
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     Fx *f = calloc(1, sizeof *f);
@@ -72,7 +67,7 @@ static int teardown(void **state)
     for (int i = 0; i < f->nckpt; i++)
         rt_ckpt_close(f->ckpts[i]);
     if (f->dir[0])
-        nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_rm_rf(f->dir);
     arena_free(f->a);
     free(f);
     return 0;

@@ -5,7 +5,6 @@
  *
  * Each test builds its own directory under one mkdtemp root.  shard() writes
  * a .safetensors whose tensors are all U8 [2], named by a comma list. */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +14,8 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+
+#include "tests/test_util.h"
 
 #include "runtime/runtime.h"
 
@@ -343,12 +344,6 @@ static void test_index_malformed(void **state)
 
 /* ---- harness --------------------------------------------------------------- */
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -359,7 +354,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    return nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_rm_rf(root);
 }
 
 int main(void)

@@ -13,7 +13,6 @@
  * definitions (Q8_0, Q4_0, Q4_1) and from k-quant blocks packed here from
  * chosen integer scales and quants, so every expected value is computed
  * independently of runtime/quant.c. */
-#include <ftw.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +23,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "tests/test_util.h"
 
 #include "runtime/internal.h"
 #include "runtime/runtime.h"
@@ -1550,12 +1551,6 @@ static void test_qk_rows_do_not_split(void **state)
 
 /* ---- harness --------------------------------------------------------------- */
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -1570,7 +1565,7 @@ static int teardown(void **state)
     free(G.kv.p);
     free(G.ti.p);
     free(G.data.p);
-    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_rm_rf(dir);
 }
 
 int main(void)

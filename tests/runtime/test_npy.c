@@ -2,7 +2,6 @@
  * read back byte for byte (the header parsed here in C), and on failure
  * leaves nothing behind: neither the destination nor the temporary. */
 #include <dirent.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +12,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tests/test_util.h"
 
 #include "runtime/runtime.h"
 
@@ -246,12 +247,6 @@ static void test_bad_shape(void **state)
     expect_no_temp();
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -262,7 +257,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_rm_rf(dir);
 }
 
 int main(void)

@@ -5,7 +5,6 @@
  * little-endian header length (normally the header's own length, forced for
  * the length tests), the header text, then data bytes in a known pattern. */
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +14,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tests/test_util.h"
 
 #include "runtime/runtime.h"
 
@@ -564,12 +565,6 @@ static void test_trailing_data_bytes(void **state)
 
 /* ---- harness --------------------------------------------------------------- */
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -580,7 +575,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_rm_rf(dir);
 }
 
 int main(void)

@@ -13,7 +13,6 @@
  * (meta_*), so no GGUF file is needed.  Hand-derived cases cover a tiny
  * SentencePiece vocabulary, a tiny tokenizer.json, pieces, EOG, chat prompts
  * and streaming UTF-8; hostile vocabularies must fail cleanly or be skipped. */
-#include <ftw.h>
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +25,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tests/test_util.h"
 
 #include "runtime/internal.h"
 #include "runtime/tokenizer.h"
@@ -809,12 +810,6 @@ static void test_speed(void **state)
     rt_tok_free(t);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -825,7 +820,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    return nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return test_rm_rf(dir);
 }
 
 int main(void)
