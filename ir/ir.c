@@ -104,10 +104,10 @@ int ir_numel_per_tok(const Node *n, int64_t *per_tok, int64_t *constant)
     for (int i = 0; i < n->rank; i++) {
         if (n->shape[i] == DIM_SEQ && !seq)
             seq = true;
-        else if (n->shape[i] >= 0)
-            prod *= n->shape[i];
-        else
+        else if (n->shape[i] < 0)
             return -1;
+        else if (__builtin_mul_overflow(prod, n->shape[i], &prod))
+            return -2;
     }
     *per_tok = seq ? prod : 0;
     *constant = seq ? 0 : prod;

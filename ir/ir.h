@@ -107,7 +107,8 @@ Graph *ir_graph_new(Arena *a, const char *name);
 Node *ir_node(Graph *g, OpKind op, SrcLoc loc, int nsrc, Node **src);   /* appends; shape filled by infer */
 void ir_renumber(Graph *g);               /* ids = positions */
 void ir_count_uses(Graph *g);
-int ir_numel_per_tok(const Node *n, int64_t *per_tok, int64_t *constant);  /* element count as per_tok*T + constant */
+/* Element count as per_tok*T + constant; -1: a symbolic dim other than one seq; -2: overflows int64. */
+int ir_numel_per_tok(const Node *n, int64_t *per_tok, int64_t *constant);
 bool ir_is_float(DType t);
 /* The postfix program of an elementwise node (a plain add/sub/mul/silu or a fused one). */
 void ir_ew_program(const Node *n, EwProg *p);

@@ -56,14 +56,21 @@ bool pass_plan_memory(Compilation *c)
             continue;
         }
         int64_t per_tok, cst;
-        if (ir_numel_per_tok(nd, &per_tok, &cst) < 0) {
+        int r = ir_numel_per_tok(nd, &per_tok, &cst);
+        if (r == -1) {
             diag_error(c->diags, nd->loc,
                        "'%s' has shape %s, which cannot be planned (only one seq dim and concrete dims are supported)",
                        ir_op_name(nd->op), ir_shape_str(c->arena, nd));
             return false;
         }
-        per_tok *= ir_dtype_size(nd->dt);
-        cst *= ir_dtype_size(nd->dt);
+        /* bytes, and a sane bound: 2^40 bytes per token or in all */
+        if (r == -2 || __builtin_mul_overflow(per_tok, ir_dtype_size(nd->dt), &per_tok) ||
+            __builtin_mul_overflow(cst, ir_dtype_size(nd->dt), &cst) || per_tok > ((int64_t)1 << 40) ||
+            cst > ((int64_t)1 << 40)) {
+            diag_error(c->diags, nd->loc, "'%s' has shape %s, too large to plan (more than 2^40 bytes)",
+                       ir_op_name(nd->op), ir_shape_str(c->arena, nd));
+            return false;
+        }
         int s = -1;
         for (int k = 0; k < g->nslots; k++)
             if (slot_free_after[k] < i) {

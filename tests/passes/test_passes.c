@@ -512,6 +512,19 @@ static void test_unknown_condition(void **state)
     assert_string_equal(r->d.head->msg, "'rms_norm' weight does not match the last dim: shapes [seq, 7] and [8] do not agree");
 }
 
+/* Found by fuzz_spec: an absurd shape overflowed the planner's byte count
+ * (signed overflow, UB).  Now a diagnostic. */
+static void test_plan_too_large(void **state)
+{
+    Fx *f = *state;
+    Run *r = compile(f, "model m {\n  input t : f32[seq, 1099511627776, 4194304]\n  output o = silu(t)\n}\n", NULL);
+    assert_false(r->ok);
+    assert_non_null(strstr(rendered(f, r), "too large to plan (more than 2^40 bytes)"));
+    r = compile(f, "model m {\n  input t : f32[seq, 1099511627776, 1099511627776, 8]\n  output o = silu(t)\n}\n", NULL);
+    assert_false(r->ok);
+    assert_non_null(strstr(rendered(f, r), "too large to plan"));
+}
+
 /* Two outputs bound to one value: rejected, never one dropped in silence. */
 static void test_two_outputs_one_value(void **state)
 {
@@ -1584,6 +1597,7 @@ int main(void)
         T(test_set_overrides),
         T(test_no_config),
         T(test_unknown_condition),
+        T(test_plan_too_large),
         T(test_two_outputs_one_value),
         T(test_repeat_expansion),
         T(test_tied_weights),
