@@ -45,10 +45,12 @@ typedef struct Lower {
     Scope *scope;
     int layer;
     bool failed;
+    bool too_big;            /* past MAX_NODES: lowering stops */
     bool *set_used;
 } Lower;
 
 #define MAX_LAYERS 100000
+#define MAX_NODES (1 << 20)   /* a whole expanded model; nested repeats multiply */
 
 static Value unknown(void) { return (Value){.k = V_UNKNOWN}; }
 
@@ -689,8 +691,13 @@ static void lower_stmt(Lower *L, const Stmt *s)
 
 static void lower_block(Lower *L, const Stmt *s)
 {
-    for (; s; s = s->next)
+    for (; s && !L->too_big; s = s->next) {
         lower_stmt(L, s);
+        if (L->g->n > MAX_NODES && !L->too_big) {
+            error_at(L, s->loc, "the model expands to more than %s graph nodes (nested repeat blocks?)%s", "1048576", "");
+            L->too_big = true;   /* stop here: every enclosing repeat checks L->failed */
+        }
+    }
 }
 
 bool pass_lower(Compilation *c)

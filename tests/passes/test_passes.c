@@ -525,6 +525,17 @@ static void test_plan_too_large(void **state)
     assert_non_null(strstr(rendered(f, r), "too large to plan"));
 }
 
+/* Found by fuzz_spec: nested repeats multiplied the graph until memory ran
+ * out.  Lowering stops at MAX_NODES with a diagnostic. */
+static void test_expansion_capped(void **state)
+{
+    Fx *f = *state;
+    Run *r = compile(f, "model m {\n  input t : i32[seq]\n  weight e : [8, 8] = \"e\"\n  x = embedding(e, t)\n"
+                        "  repeat i < 100000 { repeat j < 100000 { x = x + x } }\n  output o = x\n}\n", NULL);
+    assert_false(r->ok);
+    assert_non_null(strstr(rendered(f, r), "the model expands to more than 1048576 graph nodes"));
+}
+
 /* Two outputs bound to one value: rejected, never one dropped in silence. */
 static void test_two_outputs_one_value(void **state)
 {
@@ -1598,6 +1609,7 @@ int main(void)
         T(test_no_config),
         T(test_unknown_condition),
         T(test_plan_too_large),
+        T(test_expansion_capped),
         T(test_two_outputs_one_value),
         T(test_repeat_expansion),
         T(test_tied_weights),
