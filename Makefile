@@ -48,6 +48,7 @@ include frontend/module.mk
 include ir/module.mk
 include passes/module.mk
 include codegen/cpu/module.mk
+include codegen/cuda/module.mk
 include runtime/module.mk
 include cli/module.mk
 include tests/module.mk
@@ -56,7 +57,8 @@ include tests/fuzz/fuzz.mk
 
 COMPILER_OBJS := $(FRONTEND_SRCS:%.c=$(BUILD)/%.o) $(FRONTEND_GEN_OBJS) \
                  $(IR_SRCS:%.c=$(BUILD)/%.o) $(PASSES_SRCS:%.c=$(BUILD)/%.o) \
-                 $(CODEGEN_CPU_SRCS:%.c=$(BUILD)/%.o)
+                 $(CODEGEN_CPU_SRCS:%.c=$(BUILD)/%.o) $(CODEGEN_CUDA_SRCS:%.c=$(BUILD)/%.o) \
+                 $(BUILD)/codegen/cuda/prelude.o
 RUNTIME_OBJS  := $(RUNTIME_SRCS:%.c=$(BUILD)/%.o)
 
 $(BUILD)/libmodelc.a: $(COMPILER_OBJS)

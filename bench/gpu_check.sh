@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bench/gpu_check.sh — on the GPU machine: modelc (CPU target, built here and
-# carried in build/) against Hugging Face transformers on checkpoints made there.
+# bench/gpu_check.sh — on the GPU machine: modelc (built here and carried)
+# against Hugging Face transformers on checkpoints made there; the CPU target
+# by default, the GPU with MODELC_FLAGS="--target cuda".
 #
 #   device run, carry [build, .gpu]:  bash bench/gpu_check.sh [SHAPES] [DTYPES]
 #
@@ -15,6 +16,7 @@ DTYPES=${2:-float16 bfloat16}
 OUT=${OUT:-/tmp/gpu_check}
 HF=.gpu/hf_llama.py
 MODELC=${MODELC:-build/modelc}
+MODELC_FLAGS=${MODELC_FLAGS:-}      # e.g. "--target cuda" 
 mkdir -p "$OUT"
 work=$(mktemp -d)
 export PYTHONUNBUFFERED=1
@@ -46,7 +48,7 @@ for shape in $SHAPES; do
     new=64
     hf_toks=$(python3 "$work/hf_ref.py" "$d" "$toks" "$OUT/hf-$shape-$dt.npy" $new 2> "$OUT/hf-$shape-$dt.log") || { echo "HF failed"; tail "$OUT/hf-$shape-$dt.log"; continue; }
     t0=$(date +%s.%N)
-    mc_toks=$($MODELC run models/llama.mdl --weights "$d" --tokens "$toks" --max-new $new --threads "$threads" \
+    mc_toks=$($MODELC run models/llama.mdl --weights "$d" --tokens "$toks" --max-new $new --threads "$threads" $MODELC_FLAGS \
               --logits-out "$OUT/mc-$shape-$dt.npy" 2> "$OUT/mc-$shape-$dt.log") || { echo "modelc failed"; tail "$OUT/mc-$shape-$dt.log"; continue; }
     t1=$(date +%s.%N)
     cmp=$(python3 "$HF" compare "$OUT/mc-$shape-$dt.npy" "$OUT/hf-$shape-$dt.npy")

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "codegen/cpu/cpu.h"
+#include "codegen/cuda/cuda.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
@@ -33,7 +34,7 @@ static const char usage_text[] =
     "commands:\n"
     "  check   parse and verify a spec; diagnostics on stderr\n"
     "  emit    write the IR, LLVM IR, assembly or an object file of the kernels\n"
-    "  run     compile for this CPU (JIT) and run a checkpoint\n"
+    "  run     compile for this CPU (JIT) or the GPU (--target cuda) and run a checkpoint\n"
     "  build   compile to a standalone executable (--lib: a shared library with the C API)\n"
     "  tokenize --weights PATH (--prompt TEXT | --chat TEXT): print the model's token ids\n"
     "\n"
@@ -45,15 +46,15 @@ static const char usage_text[] =
     "  --weight-dtype T      f32|f16|bf16: weight dtype to compile for when no checkpoint is given\n"
     "\n"
     "compiler options:\n"
-    "  --target cpu          the only target in this build (CUDA comes later)\n"
-    "  --print-after=PASS    print the IR after PASS (lower, infer, fold, fuse, plan)\n"
+    "  --target T            cpu (default), cuda (the GPU's architecture), or cuda:sm_80, cuda:sm_90 ...\n"
+    "  --print-after=PASS    print the IR after PASS (lower, infer, fold, fuse, plan, select)\n"
     "  --print-after-all     print the IR after every pass\n"
     "  --time-passes         print each pass's time on stderr\n"
     "  -O0 .. -O3            LLVM optimization level (default -O3)\n"
     "\n"
     "emit:\n"
-    "  --emit ir|llvm|asm|obj  what to write (default ir)\n"
-    "  -o DIR                write DIR/<model>.{ir,ll,s,o} instead of standard output\n"
+    "  --emit ir|llvm|asm|obj|cuda|ptx  what to write (default ir; cuda and ptx imply --target cuda)\n"
+    "  -o DIR                write DIR/<model>.{ir,ll,s,o,cu,ptx} instead of standard output\n"
     "\n"
     "build:\n"
     "  -o OUT                the executable to write (with --lib: libNAME.so, plus NAME.h beside it)\n"
@@ -80,6 +81,7 @@ typedef struct Opts {
     const char *set_names[MAX_SET], *set_values[MAX_SET];
     DType weight_dt;
     int opt;
+    int target, sm;        /* RT_TARGET_*; CUDA: sm_XX named by --target (0: detect) */
     RtRunOptions run;      /* --weights and the run options (runtime/run.c) */
 } Opts;
 
@@ -152,11 +154,15 @@ static void parse_args(int argc, char **argv, Opts *o)
             if (!o->weight_dt)
                 usage_error("--weight-dtype takes f32, f16 or bf16, got '%s'", v);
         } else if ((v = value_of(argc, argv, &i, "--target"))) {
-            if (strcmp(v, "cpu"))
-                usage_error("--target %s: this build has the cpu target only (CUDA is not built yet)", v);
+            if (!strcmp(v, "cpu"))
+                o->target = RT_TARGET_CPU;
+            else if (cuda_parse_target(v, &o->sm))
+                o->target = RT_TARGET_CUDA;
+            else
+                usage_error("--target takes cpu, cuda or cuda:sm_XX (XX >= 80), got '%s'", v);
         } else if ((v = value_of(argc, argv, &i, "--print-after"))) {
             if (!pass_exists(v))
-                usage_error("--print-after: no pass named '%s' (passes: lower, infer, fold, fuse, plan)", v);
+                usage_error("--print-after: no pass named '%s' (passes: lower, infer, fold, fuse, plan, select)", v);
             o->print_after = v;
         } else if (!strcmp(a, "--print-after-all")) {
             o->print_after_all = true;
@@ -167,8 +173,9 @@ static void parse_args(int argc, char **argv, Opts *o)
         } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
             o->opt = a[2] - '0';
         } else if ((v = value_of(argc, argv, &i, "--emit"))) {
-            if (strcmp(v, "ir") && strcmp(v, "llvm") && strcmp(v, "asm") && strcmp(v, "obj"))
-                usage_error("--emit takes ir, llvm, asm or obj, got '%s'", v);
+            if (strcmp(v, "ir") && strcmp(v, "llvm") && strcmp(v, "asm") && strcmp(v, "obj") && strcmp(v, "cuda") &&
+                strcmp(v, "ptx"))
+                usage_error("--emit takes ir, llvm, asm, obj, cuda or ptx, got '%s'", v);
             o->emit = v;
         } else if ((v = value_of(argc, argv, &i, "-o"))) {
             o->outdir = v;
@@ -214,6 +221,13 @@ static void parse_args(int argc, char **argv, Opts *o)
     }
     if (emit && !o->emit)
         o->emit = "ir";
+    bool gpu_emit = emit && (!strcmp(o->emit, "cuda") || !strcmp(o->emit, "ptx"));
+    if (gpu_emit)
+        o->target = RT_TARGET_CUDA;
+    if (o->target == RT_TARGET_CUDA && emit && (!strcmp(o->emit, "llvm") || !strcmp(o->emit, "asm") || !strcmp(o->emit, "obj")))
+        usage_error("--emit %s is CPU code: use --emit cuda or ptx with --target cuda", o->emit);
+    if (o->target == RT_TARGET_CUDA && build)
+        usage_error("build --target cuda is not supported yet: use 'modelc run --target cuda'");
 }
 
 static double now(void)
@@ -233,11 +247,15 @@ typedef struct Build {
     Compilation comp;
     CompileEnv env;
     CpuModule *cpu;
+    CudaModule *cuda;
+    RtGpuInfo gpu;         /* --target cuda: the device (name empty when none was asked) */
+    int sm;                /* --target cuda: the architecture compiled for */
 } Build;
 
 static void build_free(Build *b)
 {
     cpu_module_free(b->cpu);
+    cuda_module_free(b->cuda);
     rt_config_free(b->config);
     rt_ckpt_close(b->ckpt);
     arena_free(b->arena);
@@ -256,7 +274,28 @@ static bool compile_spec(const Opts *o, Build *b, FILE *dump)
     b->arena = arena_new();
     diag_init(&b->diags, b->arena);
     RtErr err = {{0}};
-    if (o->run.weights && !rt_ckpt_open_opts(o->run.weights, o->run.dequantize, &b->ckpt, &err)) {
+    int sm = o->sm;
+    if (o->target == RT_TARGET_CUDA && !sm) {
+        /* the GPU's own architecture; without one, run fails and the others assume sm_90 */
+        if (rt_gpu_info(&b->gpu, &err)) {
+            sm = b->gpu.sm;
+        } else if (!strcmp(o->cmd, "run")) {
+            diag_error_nopos(&b->diags, "%s", err.msg);
+            return false;
+        } else {
+            fprintf(stderr, "modelc: note: %s; compiling for sm_90 (name one with --target cuda:sm_XX)\n", err.msg);
+            sm = 90;
+        }
+        if (sm < 80) {
+            diag_error_nopos(&b->diags, "--target cuda: %s is sm_%d; modelc's CUDA kernels need sm_80 or newer",
+                             b->gpu.name, sm);
+            return false;
+        }
+    }
+    b->sm = sm;
+    /* the CUDA kernels read f32/f16/bf16 weights: GGUF blocks are widened when loaded */
+    bool dequantize = o->run.dequantize || o->target == RT_TARGET_CUDA;
+    if (o->run.weights && !rt_ckpt_open_opts(o->run.weights, dequantize, &b->ckpt, &err)) {
         diag_error_nopos(&b->diags, "%s", err.msg);
         return false;
     }
@@ -272,7 +311,7 @@ static bool compile_spec(const Opts *o, Build *b, FILE *dump)
     b->env = (CompileEnv){.config = gguf_cfg ? gguf_cfg : b->config, .ckpt = b->ckpt, .ckpt_path = o->run.weights,
                           .config_path = gguf_cfg ? o->run.weights : cfg,
                           .nset = o->nset, .set_names = o->set_names, .set_values = o->set_values,
-                          .default_weight_dt = o->weight_dt};
+                          .default_weight_dt = o->weight_dt, .target = o->target, .sm = sm, .sms = b->gpu.sms};
     b->comp = (Compilation){.arena = b->arena, .diags = &b->diags, .module = m, .env = &b->env};
     PassOptions po = {.print_after = o->print_after, .print_after_all = o->print_after_all,
                       .time_passes = o->time_passes, .dump = dump};
@@ -287,6 +326,22 @@ static bool compile_cpu(const Opts *o, Build *b)
     if (ok && o->time_passes)
         fprintf(stderr, "modelc: codegen %8.3f ms (%d launches)\n", (now() - t0) * 1e3, cpu_program(b->cpu)->nlaunch);
     return ok;
+}
+
+static bool compile_cuda(const Opts *o, Build *b, bool nvrtc)
+{
+    CudaOptions co = {.sm = b->sm, .dequantize = true};
+    double t0 = now();
+    if (!cuda_codegen(&b->comp, &co, &b->cuda))
+        return false;
+    double t1 = now();
+    if (nvrtc && !cuda_compile(b->cuda, &b->diags))
+        return false;
+    if (o->time_passes)
+        fprintf(stderr, "modelc: codegen %8.3f ms (%d launches); NVRTC %8.3f ms%s\n", (t1 - t0) * 1e3,
+                cuda_program(b->cuda)->nlaunch, (now() - t1) * 1e3,
+                !nvrtc ? " (not run)" : cuda_cache_hit(b->cuda) ? " (cached)" : "");
+    return true;
 }
 
 /* ---- check / emit ------------------------------------------------------- */
@@ -354,9 +409,10 @@ static int cmd_emit(const Opts *o)
     OutFile of = {0};
     FILE *f = stdout;
     if (o->outdir) {
-        static const char *const ext[][2] = {{"ir", "ir"}, {"llvm", "ll"}, {"asm", "s"}, {"obj", "o"}};
+        static const char *const ext[][2] = {{"ir", "ir"}, {"llvm", "ll"}, {"asm", "s"}, {"obj", "o"},
+                                             {"cuda", "cu"}, {"ptx", "ptx"}};
         const char *e = "ir";
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 6; i++)
             if (!strcmp(o->emit, ext[i][0]))
                 e = ext[i][1];
         if (!out_open(&of, o->outdir, name, e, &b.diags)) {
@@ -368,6 +424,17 @@ static int cmd_emit(const Opts *o)
     bool ok = true;
     if (!strcmp(o->emit, "ir")) {
         ir_print(b.comp.graph, f);
+    } else if (!strcmp(o->emit, "cuda") || !strcmp(o->emit, "ptx")) {
+        ok = compile_cuda(o, &b, false);
+        if (ok && !strcmp(o->emit, "cuda")) {
+            fputs(cuda_source(b.cuda), f);
+        } else if (ok) {
+            char *ptx = cuda_ptx(b.cuda, &b.diags);
+            ok = ptx != NULL;
+            if (ok)
+                fputs(ptx, f);
+            free(ptx);
+        }
     } else {
         ok = compile_cpu(o, &b);
         if (ok) {
@@ -381,7 +448,8 @@ static int cmd_emit(const Opts *o)
         return fail_diags(&b);
     if (o->outdir)
         fprintf(stderr, "modelc: wrote %s/%s.%s\n", o->outdir, name,
-                !strcmp(o->emit, "llvm") ? "ll" : !strcmp(o->emit, "asm") ? "s" : !strcmp(o->emit, "obj") ? "o" : "ir");
+                !strcmp(o->emit, "llvm") ? "ll" : !strcmp(o->emit, "asm") ? "s" : !strcmp(o->emit, "obj") ? "o"
+                : !strcmp(o->emit, "cuda") ? "cu" : !strcmp(o->emit, "ptx") ? "ptx" : "ir");
     build_free(&b);
     return 0;
 }
@@ -392,6 +460,13 @@ static int cmd_run(const Opts *o)
 {
     Build b = {0};
     double t0 = now();
+    if (o->target == RT_TARGET_CUDA) {
+        if (!compile_spec(o, &b, stderr) || !compile_cuda(o, &b, true))
+            return fail_diags(&b);
+        int rc = rt_run(cuda_program(b.cuda), b.ckpt, &o->run, now() - t0);
+        build_free(&b);
+        return rc;
+    }
     if (!compile_spec(o, &b, stderr) || !compile_cpu(o, &b) || !cpu_jit(b.cpu, &b.diags))
         return fail_diags(&b);
     int rc = rt_run(cpu_program(b.cpu), b.ckpt, &o->run, now() - t0);

@@ -1,6 +1,7 @@
 /* ir/ir.c — op table, graph construction and small queries. */
 #include "ir/ir.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,4 +128,24 @@ void ir_ew_program(const Node *n, EwProg *p)
         p->arg[p->n++] = (uint8_t)i;
     }
     p->code[p->n++] = n->op == OP_SILU ? EW_SILU : n->op == OP_ADD ? EW_ADD : n->op == OP_SUB ? EW_SUB : EW_MUL;
+}
+
+/* Inverse frequencies, in double, with Llama-3 scaling when asked (as
+ * transformers' _compute_llama3_parameters). */
+void ir_rope_inv_freq(const RopeAttr *r, int64_t dh, double *inv)
+{
+    for (int64_t j = 0; j < dh / 2; j++) {
+        double f = 1.0 / pow(r->theta, (double)(2 * j) / (double)dh);
+        if (r->llama3) {
+            double lo_wave = (double)r->orig_ctx / r->low_freq, hi_wave = (double)r->orig_ctx / r->high_freq;
+            double wave = 2 * M_PI / f;
+            if (wave > lo_wave) {
+                f = f / r->factor;
+            } else if (!(wave < hi_wave)) {
+                double smooth = ((double)r->orig_ctx / wave - r->low_freq) / (r->high_freq - r->low_freq);
+                f = (1 - smooth) * f / r->factor + smooth * f;
+            }
+        }
+        inv[j] = f;
+    }
 }

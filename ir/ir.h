@@ -69,6 +69,19 @@ typedef struct RopeAttr {
     int64_t orig_ctx;
 } RopeAttr;
 
+/* Pass "select" (CUDA target): which kernel family and parameters an op
+ * gets, per range of step sizes T (the runtime picks by T each step). */
+typedef enum { KF_GEMV, KF_MMA, KF_ATTN_SPLIT, KF_ATTN_ROWS } KernelFamily;
+typedef struct KernelChoice {
+    KernelFamily family;
+    int64_t min_T, max_T;        /* max_T 0: no upper bound */
+    int p[5];                    /* GEMV: rows per warp, vector loads (1/0); MMA: BM, BN, BK, warps, split A
+                                    (1: activations as two 16-bit terms); ATTN_SPLIT: keys per split */
+    const char *why;
+} KernelChoice;
+const char *ir_kernel_family_name(KernelFamily f);
+void ir_print_choice(const KernelChoice *k, FILE *f);
+
 typedef struct Node {
     int id;
     OpKind op;
@@ -92,6 +105,8 @@ typedef struct Node {
     int nuses;                   /* filled by ir_count_uses */
     int buf;                     /* pass "plan": runtime buffer id (-1 none) */
     const char *output;          /* non-NULL: an output of the model with this name */
+    KernelChoice *choice;        /* pass "select": nchoice variants, by step size */
+    int nchoice;
 } Node;
 
 typedef struct Graph {
@@ -112,6 +127,10 @@ int ir_numel_per_tok(const Node *n, int64_t *per_tok, int64_t *constant);
 bool ir_is_float(DType t);
 /* The postfix program of an elementwise node (a plain add/sub/mul/silu or a fused one). */
 void ir_ew_program(const Node *n, EwProg *p);
+
+/* RoPE inverse frequencies (dh/2 of them), in double, with Llama-3 scaling
+ * when asked (as transformers' _compute_llama3_parameters). */
+void ir_rope_inv_freq(const RopeAttr *r, int64_t dh, double *inv);
 
 /* Printer: stable text, one node per line, for --print-after and golden tests. */
 void ir_print(const Graph *g, FILE *f);

@@ -100,7 +100,37 @@ void ir_print_node(const Node *n, FILE *f)
         }
     }
     fputc('\n', f);
+    for (int i = 0; i < n->nchoice; i++) {
+        fputs("      # select: ", f);
+        ir_print_choice(&n->choice[i], f);
+        fputc('\n', f);
+    }
     (void)col;
+}
+
+const char *ir_kernel_family_name(KernelFamily f)
+{
+    static const char *const names[] = {"gemv", "mma", "attn_split", "attn_rows"};
+    return (unsigned)f < sizeof names / sizeof *names ? names[f] : "?";
+}
+
+void ir_print_choice(const KernelChoice *k, FILE *f)
+{
+    if (k->max_T)
+        fprintf(f, "T in [%lld, %lld]: ", (long long)k->min_T, (long long)k->max_T);
+    else
+        fprintf(f, "T >= %lld: ", (long long)k->min_T);
+    fputs(ir_kernel_family_name(k->family), f);
+    switch (k->family) {
+    case KF_GEMV: fprintf(f, " rows/warp=%d loads=%s", k->p[0], k->p[1] ? "16B" : "scalar"); break;
+    case KF_MMA:
+        fprintf(f, " m16n8k16 tile=%dx%dx%d warps=%d%s", k->p[0], k->p[1], k->p[2], k->p[3], k->p[4] ? " a=hi+lo" : "");
+        break;
+    case KF_ATTN_SPLIT: fprintf(f, " keys/split=%d", k->p[0]); break;
+    case KF_ATTN_ROWS: break;
+    }
+    if (k->why)
+        fprintf(f, " -- %s", k->why);
 }
 
 void ir_print(const Graph *g, FILE *f)

@@ -24,6 +24,8 @@ typedef struct CompileEnv {
     int nset;                      /* --set name=value overrides */
     const char *const *set_names, *const *set_values;
     DType default_weight_dt;       /* DT_NONE means f32 */
+    int target;                    /* RT_TARGET_CPU or RT_TARGET_CUDA */
+    int sm, sms;                   /* CUDA: architecture (90) and multiprocessors (0: unknown, 132 assumed) */
 } CompileEnv;
 
 typedef struct Compilation {
@@ -58,6 +60,6 @@ extern const int pass_count;
 bool pass_run_pipeline(Compilation *c, const PassOptions *o);
 bool pass_exists(const char *name);
 
-PassFn pass_lower, pass_infer_shapes, pass_fold, pass_fuse_elementwise, pass_plan_memory;
+PassFn pass_lower, pass_infer_shapes, pass_fold, pass_fuse_elementwise, pass_plan_memory, pass_select_kernels;
 
 #endif

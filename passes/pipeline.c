@@ -13,6 +13,7 @@ const Pass pass_pipeline[] = {
     {"fold", pass_fold, "fold reshapes that undo each other, common subexpressions, dead nodes"},
     {"fuse", pass_fuse_elementwise, "fuse chains of elementwise ops into one kernel"},
     {"plan", pass_plan_memory, "activation buffers: liveness and slot reuse"},
+    {"select", pass_select_kernels, "CUDA: kernel family and tile sizes per op, shape and GPU (heuristic dataflow)"},
 };
 const int pass_count = sizeof pass_pipeline / sizeof pass_pipeline[0];
 

@@ -25,6 +25,9 @@ struct RtSession {
     int64_t max_step, max_ctx, pos;
     double *prof;           /* per launch: seconds, when profiling */
     int64_t prof_steps;
+    bool last_row;
+    RtGpuSession *gpu;      /* CUDA programs: the device half (runtime/cuda.c) */
+    char device[64];
 };
 
 static const char *shape_text(char *out, size_t cap, const int64_t *shape, int rank)
@@ -37,9 +40,8 @@ static const char *shape_text(char *out, size_t cap, const int64_t *shape, int r
     return out;
 }
 
-static bool bind_weight(RtSession *s, int i, const RtCheckpoint *ckpt, RtErr *err)
+static bool check_weight(const RtBuf *b, const RtCheckpoint *ckpt, const RtTensor **out, RtErr *err)
 {
-    const RtBuf *b = &s->p->bufs[i];
     const RtTensor *t = rt_ckpt_find(ckpt, b->name);
     if (!t)
         return rt_fail(err, "weight '%s' is not in the checkpoint", b->name);
@@ -54,7 +56,39 @@ static bool bind_weight(RtSession *s, int i, const RtCheckpoint *ckpt, RtErr *er
         return rt_fail(err, "%s: weight '%s' has shape %s, the compiled model expects %s", t->file, b->name,
                        shape_text(have, sizeof have, t->shape, t->rank), shape_text(want, sizeof want, b->shape, b->rank));
     }
+    *out = t;
+    return true;
+}
+
+static bool bind_weight(RtSession *s, int i, const RtCheckpoint *ckpt, RtErr *err)
+{
+    const RtTensor *t;
+    if (!check_weight(&s->p->bufs[i], ckpt, &t, err))
+        return false;
     s->buf[i] = (void *)t->data;
+    return true;
+}
+
+/* CUDA programs: every weight checked here, then the device half. */
+static bool gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessionOptions *o, RtSession **out,
+                            RtErr *err)
+{
+    const RtTensor *t;
+    for (int i = 0; i < p->nbufs; i++)
+        if (p->bufs[i].kind == RB_WEIGHT && !check_weight(&p->bufs[i], ckpt, &t, err))
+            return false;
+    RtSession *s = calloc(1, sizeof *s);
+    if (!s)
+        return rt_fail(err, "out of memory");
+    s->p = p;
+    s->max_step = o->max_step;
+    s->max_ctx = o->max_ctx;
+    s->last_row = o->last_row;
+    if (!rt_gpu_session_new(p, ckpt, o, &s->gpu, err)) {
+        free(s);
+        return false;
+    }
+    *out = s;
     return true;
 }
 
@@ -71,12 +105,15 @@ bool rt_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessio
     if (o->max_step < 1 || o->max_ctx < o->max_step)
         return rt_fail(err, "bad session sizes: max_step %lld, max_ctx %lld", (long long)o->max_step,
                        (long long)o->max_ctx);
+    if (p->target == RT_TARGET_CUDA)
+        return gpu_session_new(p, ckpt, o, out, err);
     RtSession *s = calloc(1, sizeof *s);
     if (!s)
         return rt_fail(err, "out of memory");
     s->p = p;
     s->max_step = o->max_step;
     s->max_ctx = o->max_ctx;
+    s->last_row = o->last_row;
     s->buf = calloc((size_t)p->nbufs, sizeof *s->buf);
     s->kv = calloc((size_t)p->nbufs, sizeof *s->kv);
     s->largs = calloc((size_t)p->nlaunch, sizeof *s->largs);
@@ -115,6 +152,9 @@ bool rt_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessio
             s->tokens = calloc((size_t)o->max_step, sizeof *s->tokens);
             s->buf[i] = s->tokens;
             ok = s->tokens || rt_fail(err, "out of memory");
+            break;
+        case RB_SCRATCH:
+            ok = rt_fail(err, "buffer %s: scratch buffers are for CUDA programs", b->name);
             break;
         case RB_KV: {
             int64_t bytes;
@@ -161,6 +201,7 @@ void rt_session_free(RtSession *s)
 {
     if (!s)
         return;
+    rt_gpu_session_free(s->gpu);
     rt_pool_free(s->pool);
     if (s->largs)
         for (int l = 0; l < s->p->nlaunch; l++)
@@ -186,6 +227,12 @@ static double seconds(void)
 
 void rt_session_profile(RtSession *s, bool on)
 {
+    if (s->gpu) {
+        RtErr err;
+        if (!rt_gpu_profile(s->gpu, on, &err))
+            fprintf(stderr, "modelc: warning: no profile: %s\n", err.msg);
+        return;
+    }
     free(s->prof);
     s->prof = on ? calloc((size_t)s->p->nlaunch, sizeof *s->prof) : NULL;
     s->prof_steps = 0;
@@ -205,7 +252,11 @@ static int by_time(const void *a, const void *b)
 
 void rt_session_print_profile(const RtSession *s, FILE *f, int top)
 {
-    if (!s->prof)
+    const double *prof = s->prof;
+    int64_t steps = s->prof_steps;
+    if (s->gpu)
+        prof = rt_gpu_profile_times(s->gpu, &steps);
+    if (!prof)
         return;
     ProfRow *rows = calloc((size_t)s->p->nlaunch, sizeof *rows);
     if (!rows)
@@ -218,12 +269,12 @@ void rt_session_print_profile(const RtSession *s, FILE *f, int top)
             r++;
         if (r == n)
             rows[n++].kernel = s->p->launch[l].kernel;
-        rows[r].sec += s->prof[l];
+        rows[r].sec += prof[l];
         rows[r].launches++;
-        total += s->prof[l];
+        total += prof[l];
     }
     qsort(rows, (size_t)n, sizeof *rows, by_time);
-    fprintf(f, "profile: %lld steps, %.1f ms in kernels\n%10s %6s %9s  %s\n", (long long)s->prof_steps, total * 1e3,
+    fprintf(f, "profile: %lld steps, %.1f ms in kernels\n%10s %6s %9s  %s\n", (long long)steps, total * 1e3,
             "ms", "%", "launches", "kernel");
     for (int r = 0; r < n && r < top; r++)
         fprintf(f, "%10.2f %5.1f%% %9d  %s\n", rows[r].sec * 1e3, total > 0 ? 100 * rows[r].sec / total : 0,
@@ -259,6 +310,12 @@ const float *rt_session_step(RtSession *s, const int32_t *tokens, int64_t T, RtE
                     (long long)p->n_token_ids);
             return NULL;
         }
+    if (s->gpu) {
+        const float *logits = rt_gpu_step(s->gpu, tokens, T, s->pos, err);
+        if (logits)
+            s->pos += T;
+        return logits;
+    }
     memcpy(s->tokens, tokens, (size_t)T * sizeof *tokens);
     for (int l = 0; l < p->nlaunch; l++) {
         const RtLaunch *L = &p->launch[l];
@@ -271,5 +328,39 @@ const float *rt_session_step(RtSession *s, const int32_t *tokens, int64_t T, RtE
     }
     s->prof_steps++;
     s->pos += T;
-    return s->buf[p->logits_buf];
+    const float *logits = s->buf[p->logits_buf];
+    return s->last_row ? logits + (T - 1) * p->vocab : logits;
+}
+
+bool rt_session_step_greedy(RtSession *s, int32_t token, int32_t *next, RtErr *err)
+{
+    if (!s->gpu) {
+        const float *l = rt_session_step(s, &token, 1, err);
+        if (!l)
+            return false;
+        int64_t best = 0;
+        for (int64_t i = 1; i < s->p->vocab; i++)
+            if (l[i] > l[best])
+                best = i;
+        *next = (int32_t)best;
+        return true;
+    }
+    if (s->pos + 1 > s->max_ctx)
+        return rt_fail(err, "context is full: %lld positions used, 1 more asked, room for %lld", (long long)s->pos,
+                       (long long)s->max_ctx);
+    if (token < 0 || (s->p->n_token_ids && token >= s->p->n_token_ids))
+        return rt_fail(err, "token id %d is out of range (the vocabulary has %lld ids)", token,
+                       (long long)s->p->n_token_ids);
+    if (!rt_gpu_step_greedy(s->gpu, token, s->pos, next, err))
+        return false;
+    s->pos++;
+    return true;
+}
+
+const char *rt_session_device(const RtSession *s)
+{
+    if (s->gpu)
+        return rt_gpu_device(s->gpu);
+    snprintf(((RtSession *)s)->device, sizeof s->device, "cpu: %d threads", rt_pool_threads(s->pool));
+    return s->device;
 }

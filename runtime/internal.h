@@ -32,4 +32,15 @@ const RtConfig *rt_gguf_config(const RtGguf *g);
  * rotary halves: GGUF row h*hd + 2i + s holds HF row h*hd + s*hd/2 + i). */
 int64_t rt_gguf_unpermute_row(int64_t r, int64_t rows, int64_t n_head);
 
+/* A session's GPU half (runtime/cuda.c). */
+typedef struct RtGpuSession RtGpuSession;
+bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessionOptions *o, RtGpuSession **out,
+                        RtErr *err);
+void rt_gpu_session_free(RtGpuSession *g);
+const float *rt_gpu_step(RtGpuSession *g, const int32_t *tokens, int64_t T, int64_t pos, RtErr *err);
+bool rt_gpu_step_greedy(RtGpuSession *g, int32_t token, int64_t pos, int32_t *next, RtErr *err);
+const char *rt_gpu_device(const RtGpuSession *g);
+bool rt_gpu_profile(RtGpuSession *g, bool on, RtErr *err);
+const double *rt_gpu_profile_times(const RtGpuSession *g, int64_t *steps);
+
 #endif

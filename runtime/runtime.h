@@ -154,7 +154,7 @@ uint16_t rt_f32_to_bf16(float f);   /* round to nearest even */
  * multiples of grain. */
 typedef void (*RtKernelFn)(void **bufs, int64_t T, int64_t pos0, int64_t lo, int64_t hi);
 
-typedef enum { RB_SLOT, RB_WEIGHT, RB_INPUT, RB_KV } RtBufKind;
+typedef enum { RB_SLOT, RB_WEIGHT, RB_INPUT, RB_KV, RB_SCRATCH } RtBufKind;
 
 typedef struct RtBuf {
     RtBufKind kind;
@@ -163,7 +163,8 @@ typedef struct RtBuf {
     int rank;
     int64_t shape[RT_MAX_RANK];   /* weight: exact shape expected */
     int slot;                 /* RB_SLOT: activation slot */
-    int64_t bytes_per_pos;    /* RB_KV: bytes per cached position */
+    int64_t bytes_per_pos;    /* RB_KV, RB_SCRATCH: bytes per position of the context */
+    int64_t bytes_const;      /* RB_SCRATCH: plus this many (bytes = bytes_per_pos * max_ctx + bytes_const) */
 } RtBuf;
 
 typedef struct RtLaunch {
@@ -174,7 +175,26 @@ typedef struct RtLaunch {
     int64_t work_per_tok, work_const, grain;
     int64_t cost, cost_per_tok, cost_per_pos;   /* rough work of one item: cost + cost_per_tok*T + cost_per_pos*ctx */
     const char *what;         /* the IR node it came from, for traces */
+    /* CUDA launches (RtProgram.target == RT_TARGET_CUDA).  A kernel takes a
+     * pointer to the step's RtGpuStep, then its buffers in order.  Several
+     * launches of one node are variants for different step sizes: a launch
+     * runs when min_T <= T and (max_T == 0 or T <= max_T).  Grid dimension d
+     * is grid[d] * ceil(T / grid_tok[d]) (when grid_tok[d] > 0) *
+     * ceil(max_ctx / grid_ctx[d]) (when grid_ctx[d] > 0). */
+    int64_t min_T, max_T;
+    int grid[3], grid_tok[3], grid_ctx[3];
+    int block, smem;
+    bool tail;                /* a per-row op after the last attention: may run on the last row alone */
 } RtLaunch;
+
+/* What a CUDA kernel reads of the step: T rows, the first at position pos0;
+ * row0 is the first row a tail launch works on (0 unless only the last row's
+ * logits are wanted). */
+typedef struct RtGpuStep {
+    int32_t T, pos0, row0, pad;
+} RtGpuStep;
+
+enum { RT_TARGET_CPU = 0, RT_TARGET_CUDA = 1 };
 
 typedef struct RtProgram {
     const char *model;
@@ -189,6 +209,10 @@ typedef struct RtProgram {
     int64_t vocab;
     int64_t n_token_ids;      /* token ids must be < this (rows of the embedding table) */
     bool dequantize;          /* compiled for GGUF blocks dequantized at load (rt_ckpt_open_opts) */
+    int target;               /* RT_TARGET_CPU or RT_TARGET_CUDA */
+    int sm;                   /* CUDA: the architecture the cubin is for (90: sm_90) */
+    const void *cubin;        /* CUDA: the kernels, one module */
+    int64_t cubin_len;
 } RtProgram;
 
 typedef struct RtSession RtSession;
@@ -197,6 +221,8 @@ typedef struct RtSessionOptions {
     int threads;              /* 0: all online CPUs */
     int64_t max_ctx;          /* KV cache positions */
     int64_t max_step;         /* most tokens in one step (the prompt length) */
+    bool last_row;            /* rt_session_step returns the last position's logits only ([vocab]);
+                                 the GPU then runs the layers after the last attention on that row alone */
 } RtSessionOptions;
 
 /* Bind a program to a checkpoint (every weight by name, dtype and shape
@@ -206,8 +232,26 @@ bool rt_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessio
 void rt_session_free(RtSession *s);
 /* Run T tokens at positions pos..pos+T-1 (the KV cache holds 0..pos-1).
  * Token ids are checked against the vocabulary.  Returns logits [T, vocab]
- * valid until the next step. */
+ * (with last_row: [vocab], the last position's) valid until the next step. */
 const float *rt_session_step(RtSession *s, const int32_t *tokens, int64_t T, RtErr *err);
+/* One decode step whose only result is the greedy next token (the GPU
+ * computes the argmax on the device and copies back one id). */
+bool rt_session_step_greedy(RtSession *s, int32_t token, int32_t *next, RtErr *err);
+/* The target a session runs on, in words ("cpu: 2 threads", "cuda: NVIDIA H100 ..."). */
+const char *rt_session_device(const RtSession *s);
+
+/* ---- CUDA (runtime/cuda.c): libcuda.so.1 through dlopen ---- */
+
+typedef struct RtGpuInfo {
+    char name[256];
+    int sm;                   /* compute capability * 10 */
+    int sms;                  /* multiprocessors */
+    int64_t total_mem, free_mem;
+    int driver;               /* driver API version, e.g. 13000 */
+} RtGpuInfo;
+
+/* Device 0's properties; false (err says why) when there is no driver or GPU. */
+bool rt_gpu_info(RtGpuInfo *info, RtErr *err);
 int64_t rt_session_pos(const RtSession *s);
 void rt_session_reset(RtSession *s);
 /* Per-kernel timing: on, every launch is timed (a little overhead); the
@@ -231,7 +275,7 @@ typedef struct RtRunOptions {
     const char *system;       /* --system: the chat's system prompt */
     const char *tokenizer;    /* --tokenizer PATH: a tokenizer.json (default: the checkpoint's) */
     long long max_new, threads, ctx;
-    bool quiet, profile, ignore_eos, dequantize;
+    bool quiet, profile, ignore_eos, dequantize, warmup;
     float temperature, top_p, rep_penalty;
     long long top_k;
     unsigned long long seed;

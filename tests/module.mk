@@ -26,7 +26,7 @@ $(BUILD)/lib%.a:
 $(BUILD)/libfrontend.a: $(FRONTEND_SRCS:%.c=$(BUILD)/%.o) $(FRONTEND_GEN_OBJS)
 $(BUILD)/libir.a:       $(IR_SRCS:%.c=$(BUILD)/%.o)
 $(BUILD)/libpasses.a:   $(PASSES_SRCS:%.c=$(BUILD)/%.o)
-$(BUILD)/libcodegen.a:  $(CODEGEN_CPU_SRCS:%.c=$(BUILD)/%.o)
+$(BUILD)/libcodegen.a:  $(CODEGEN_CPU_SRCS:%.c=$(BUILD)/%.o) $(CODEGEN_CUDA_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/codegen/cuda/prelude.o
 $(BUILD)/libruntime.a:  $(RUNTIME_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests first (fast), then the end-to-end comparisons.

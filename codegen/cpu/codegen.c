@@ -88,61 +88,10 @@ static LLVMTargetMachineRef host_machine(CpuModule *m, int opt, Diags *d)
 
 /* ---- program tables -------------------------------------------------------- */
 
-static RtDType rt_dtype(DType t)
-{
-    switch (t) {
-    case DT_F32: return RT_F32;
-    case DT_F16: return RT_F16;
-    case DT_BF16: return RT_BF16;
-    case DT_I32: return RT_I32;
-    case DT_Q8_0: return RT_Q8_0;
-    case DT_Q4_0: return RT_Q4_0;
-    case DT_Q4_1: return RT_Q4_1;
-    default: IR_BUG("no runtime dtype for %s", ir_dtype_name(t));
-    }
-}
-
-int cpu_new_buf(CpuGen *g)
-{
-    if (g->nbufs == g->capbufs) {
-        g->capbufs = g->capbufs ? 2 * g->capbufs : 64;
-        g->bufs = arena_grow(g->c->arena, g->bufs, (size_t)g->nbufs, (size_t)g->capbufs, sizeof *g->bufs);
-    }
-    return g->nbufs++;
-}
-
 const char *cpu_kernel_name(CpuGen *g, Node *n, const char *suffix)
 {
     g->suffix = suffix;
-    char clean[64] = "";
-    if (n->name) {
-        size_t j = 0;
-        for (const char *p = n->name; *p && j < sizeof clean - 1; p++)
-            clean[j++] = (char)((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ? *p : '_');
-        clean[j] = 0;
-    }
-    const char *layer = n->layer >= 0 ? arena_printf(g->c->arena, "_L%d", n->layer) : "";
-    return arena_printf(g->c->arena, "k%d_%s%s%s%s%s", n->id, ir_op_name(n->op), clean[0] ? "_" : "", clean, layer,
-                        suffix);
-}
-
-static const char *node_text(Arena *a, const Node *n)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return "";
-    ir_print_node(n, f);
-    fclose(f);
-    char *s = arena_strdup(a, buf);
-    free(buf);
-    size_t l = strlen(s);
-    while (l && s[l - 1] == '\n')
-        s[--l] = 0;
-    while (*s == ' ')
-        s++;
-    return s;
+    return pt_kernel_name(g->c->arena, n, suffix);
 }
 
 /* What a kernel computes, independent of which node asked: op, operand and
@@ -196,73 +145,14 @@ int cpu_launch(CpuGen *g, Node *n, const char *fn_name, int nargs, const int *ar
                int64_t work_const, int64_t grain)
 {
     fn_name = dedup_kernel(g, n, fn_name);
-    if (g->nlaunch == g->caplaunch) {
-        size_t used = (size_t)g->nlaunch, cap = (size_t)(g->caplaunch = g->caplaunch ? 2 * g->caplaunch : 64);
-        g->launch = arena_grow(g->c->arena, g->launch, used, cap, sizeof *g->launch);
-        g->fn_comment = arena_grow(g->c->arena, g->fn_comment, used, cap, sizeof *g->fn_comment);
-    }
-    RtLaunch *l = &g->launch[g->nlaunch];
     IR_ASSERT(nargs <= 8);
-    l->kernel = fn_name;
+    RtLaunch *l = pt_new_launch(&g->t, n, fn_name);
     l->nargs = nargs;
     memcpy(l->args, args, (size_t)nargs * sizeof *args);
     l->work_per_tok = work_per_tok;
     l->work_const = work_const;
     l->grain = grain;
-    l->what = node_text(g->c->arena, n);
-    g->fn_comment[g->nlaunch] = l->what;
-    return g->nlaunch++;
-}
-
-/* Buffers for leaves and slots; checks the graph is one the runtime can feed:
- * one i32 [seq] input of token ids, first output f32 [seq, vocab]. */
-static bool assign_buffers(CpuGen *g, RtProgram *p)
-{
-    Graph *gr = g->c->graph;
-    Diags *d = g->c->diags;
-    int *slot_buf = arena_alloc(g->c->arena, (size_t)(gr->nslots + 1) * sizeof *slot_buf);
-    for (int s = 0; s < gr->nslots; s++) {
-        slot_buf[s] = cpu_new_buf(g);
-        g->bufs[slot_buf[s]].kind = RB_SLOT;
-        g->bufs[slot_buf[s]].slot = s;
-    }
-    p->tokens_buf = p->logits_buf = -1;
-    for (int i = 0; i < gr->n; i++) {
-        Node *n = gr->nodes[i];
-        if (n->op == OP_INPUT) {
-            if (p->tokens_buf >= 0 || n->dt != DT_I32 || n->rank != 1 || n->shape[0] != DIM_SEQ) {
-                diag_error(d, n->loc, "the CPU runtime takes exactly one input, token ids i32[seq]");
-                return false;
-            }
-            int b = cpu_new_buf(g);
-            g->bufs[b] = (RtBuf){.kind = RB_INPUT, .name = n->weight, .dtype = RT_I32, .rank = 1};
-            g->node_buf[i] = p->tokens_buf = b;
-        } else if (n->op == OP_WEIGHT) {
-            int b = cpu_new_buf(g);
-            g->bufs[b] = (RtBuf){.kind = RB_WEIGHT, .name = n->weight, .dtype = rt_dtype(n->dt), .rank = n->rank};
-            memcpy(g->bufs[b].shape, n->shape, (size_t)n->rank * sizeof *n->shape);
-            g->node_buf[i] = b;
-        } else {
-            IR_ASSERT(n->buf >= 0 && n->buf < gr->nslots);
-            g->node_buf[i] = slot_buf[n->buf];
-        }
-        if (n->op == OP_EMBEDDING && n->src[1]->op == OP_INPUT &&
-            (!p->n_token_ids || n->src[0]->shape[0] < p->n_token_ids))
-            p->n_token_ids = n->src[0]->shape[0];
-        if (n->output && p->logits_buf < 0) {
-            if (n->dt != DT_F32 || n->rank != 2 || n->shape[0] != DIM_SEQ || (ir_ops[n->op].flags & OPF_LEAF)) {
-                diag_error(d, n->loc, "output '%s' must be computed logits f32[seq, vocab]", n->output);
-                return false;
-            }
-            p->logits_buf = g->node_buf[i];
-            p->vocab = n->shape[1];
-        }
-    }
-    if (p->tokens_buf < 0) {
-        diag_error(d, g->c->module->loc, "model '%s' has no input of token ids i32[seq]", gr->name);
-        return false;
-    }
-    return true;
+    return g->t.nlaunch - 1;
 }
 
 bool cpu_codegen(Compilation *c, const CpuOptions *o, CpuModule **out)
@@ -299,11 +189,11 @@ bool cpu_codegen(Compilation *c, const CpuOptions *o, CpuModule **out)
     LLVMDisposeTargetData(td);
 
     CpuGen g = {.c = c};
-    g.node_buf = arena_alloc(c->arena, (size_t)c->graph->n * sizeof *g.node_buf);
+    pt_init(&g.t, c);
     int vw = o && o->vector_width ? o->vector_width : host_vector_width(m->features);
     kb_init(&g.k, ctx, m->mod, vw, m->cpu, m->features);
     RtProgram *p = &m->prog;
-    if (!assign_buffers(&g, p)) {
+    if (!pt_assign_buffers(&g.t, p)) {
         LLVMDisposeBuilder(g.k.b);
         LLVMDisposeBuilder(g.k.ab);
         cpu_module_free(m);
@@ -343,16 +233,9 @@ bool cpu_codegen(Compilation *c, const CpuOptions *o, CpuModule **out)
             return false;
         }
     }
-    p->model = c->graph->name;
+    pt_finish(&g.t, p);
     p->dequantize = o && o->dequantize;
-    p->nbufs = g.nbufs;
-    p->bufs = g.bufs;
-    p->nslots = c->graph->nslots;
-    p->slot_per_tok = c->graph->slot_per_tok;
-    p->slot_const = c->graph->slot_const;
-    p->nlaunch = g.nlaunch;
-    p->launch = g.launch;
-    m->comment = g.fn_comment;
+    m->comment = g.t.comment;
     *out = m;
     return true;
 }

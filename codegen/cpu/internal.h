@@ -10,6 +10,7 @@
 #include <llvm-c/Core.h>
 
 #include "codegen/cpu/cpu.h"
+#include "codegen/program.h"
 
 typedef struct KB {
     LLVMContextRef ctx;
@@ -33,12 +34,7 @@ typedef struct Loop {
 typedef struct CpuGen {
     Compilation *c;
     KB k;
-    int *node_buf;                 /* node id -> RtBuf id */
-    RtBuf *bufs;
-    int nbufs, capbufs;
-    RtLaunch *launch;
-    int nlaunch, caplaunch;
-    const char **fn_comment;       /* per launch: the IR node, for emitted text */
+    ProgTables t;                  /* buffers and launches (codegen/program.h) */
     const char *suffix;            /* of the kernel being built (cpu_kernel_name) */
     const char **keys, **key_fn;   /* kernels built so far: what they compute -> their name */
     int nkeys, capkeys;
@@ -80,7 +76,7 @@ LLVMValueRef kb_mul(KB *k, LLVMValueRef a, LLVMValueRef b);
 #define OP(id, name, sig, kw, flags, infer, emit) CpuEmitFn emit;
 #include "ir/ops.def"
 #undef OP
-int cpu_new_buf(CpuGen *g);   /* a new RtBuf id */
+
 int cpu_launch(CpuGen *g, Node *n, const char *fn_name, int nargs, const int *args, int64_t work_per_tok,
                int64_t work_const, int64_t grain);
 const char *cpu_kernel_name(CpuGen *g, Node *n, const char *suffix);

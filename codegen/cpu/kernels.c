@@ -14,14 +14,14 @@
 
 #include "codegen/cpu/internal.h"
 
-static int bufid(CpuGen *g, Node *n) { return g->node_buf[n->id]; }
+static int bufid(CpuGen *g, Node *n) { return g->t.node_buf[n->id]; }
 
 /* Rough multiply-adds per work item, so the pool keeps tiny launches on one thread. */
 static void set_cost(CpuGen *g, int launch, int64_t cost, int64_t per_tok, int64_t per_pos)
 {
-    g->launch[launch].cost = cost;
-    g->launch[launch].cost_per_tok = per_tok;
-    g->launch[launch].cost_per_pos = per_pos;
+    g->t.launch[launch].cost = cost;
+    g->t.launch[launch].cost_per_tok = per_tok;
+    g->t.launch[launch].cost_per_pos = per_pos;
 }
 
 bool cpu_emit_none(CpuGen *g, Node *n)
@@ -279,26 +279,6 @@ bool cpu_emit_rms_norm(CpuGen *g, Node *n)
 
 /* ---- rope ---------------------------------------------------------------- */
 
-/* Inverse frequencies, in double, with Llama-3 scaling when asked (as
- * transformers' _compute_llama3_parameters). */
-static void rope_inv_freq(const RopeAttr *r, int64_t dh, double *inv)
-{
-    for (int64_t j = 0; j < dh / 2; j++) {
-        double f = 1.0 / pow(r->theta, (double)(2 * j) / (double)dh);
-        if (r->llama3) {
-            double lo_wave = (double)r->orig_ctx / r->low_freq, hi_wave = (double)r->orig_ctx / r->high_freq;
-            double wave = 2 * M_PI / f;
-            if (wave > lo_wave) {
-                f = f / r->factor;
-            } else if (!(wave < hi_wave)) {
-                double smooth = ((double)r->orig_ctx / wave - r->low_freq) / (r->high_freq - r->low_freq);
-                f = (1 - smooth) * f / r->factor + smooth * f;
-            }
-        }
-        inv[j] = f;
-    }
-}
-
 /* HF rotate_half convention: element j pairs with j + dh/2.  Work items are
  * tokens; cos/sin are computed once per token and used by every head. */
 bool cpu_emit_rope(CpuGen *g, Node *n)
@@ -306,7 +286,7 @@ bool cpu_emit_rope(CpuGen *g, Node *n)
     KB *k = &g->k;
     int64_t H = n->shape[1], dh = n->shape[2], half = dh / 2;
     double *inv = arena_alloc(g->c->arena, (size_t)half * sizeof *inv);
-    rope_inv_freq(&n->a.rope, dh, inv);
+    ir_rope_inv_freq(&n->a.rope, dh, inv);
     const char *name = cpu_kernel_name(g, n, "");
     LLVMValueRef *vals = arena_alloc(g->c->arena, (size_t)half * sizeof *vals);
     for (int64_t j = 0; j < half; j++)
@@ -379,8 +359,8 @@ bool cpu_emit_attention(CpuGen *g, Node *n)
     /* the KV caches: buffers of their own, sized by the runtime's max context */
     int kc = -1, vc = -1;
     for (int which = 0; which < 2; which++) {
-        int id = cpu_new_buf(g);
-        RtBuf *b = &g->bufs[id];
+        int id = pt_new_buf(&g->t);
+        RtBuf *b = &g->t.bufs[id];
         b->kind = RB_KV;
         b->name = arena_printf(g->c->arena, "%s cache of %%%d (layer %d)", which ? "v" : "k", n->id, n->layer);
         b->dtype = RT_F32;

@@ -1,1 +1,1 @@
-CODEGEN_CPU_SRCS := codegen/cpu/builder.c codegen/cpu/kernels.c codegen/cpu/codegen.c
+CODEGEN_CPU_SRCS := codegen/program.c codegen/cpu/builder.c codegen/cpu/kernels.c codegen/cpu/codegen.c

@@ -13,6 +13,7 @@
  *     vocabulary: failures exit 1 naming the fault and leave no --logits-out.
  * Checkpoints come from tests/ref/make_checkpoint.py (NumPy).  Run from the
  * repository root (tests/run_tests.py does). */
+#include <dlfcn.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -216,7 +217,9 @@ static void test_usage_errors(void **state)
     expect_usage(RUN("check", "models/mlp.mdl", "--set", "novalue"), "--set needs NAME=VALUE, got 'novalue'");
     expect_usage(RUN("check", "models/mlp.mdl", "--set", "=3"), "--set needs NAME=VALUE, got '=3'");
     expect_usage(RUN("check", "models/mlp.mdl", "--weight-dtype", "f64"), "--weight-dtype takes f32, f16 or bf16");
-    expect_usage(RUN("check", "models/mlp.mdl", "--target", "cuda"), "--target cuda");
+    expect_usage(RUN("check", "models/mlp.mdl", "--target", "tpu"), "--target takes cpu, cuda or cuda:sm_XX");
+    expect_usage(RUN("check", "models/mlp.mdl", "--target", "cuda:sm_70"), "--target takes cpu, cuda or cuda:sm_XX");
+    expect_usage(RUN("emit", "models/mlp.mdl", "--target", "cuda:sm_90", "--emit", "llvm"), "--emit llvm is CPU code");
     expect_usage(RUN("check", "models/mlp.mdl", "--tokens", "1"), "--tokens");
     expect_usage(RUN("check", "models/mlp.mdl", "--emit", "llvm"), "--emit goes with 'emit'");
     expect_usage(RUN("check", "models/mlp.mdl", "-o", root), "-o goes with 'emit'");
@@ -264,8 +267,8 @@ static void test_prompt_without_tokenizer(void **state)
 static void test_bad_emit_and_pass(void **state)
 {
     (void)state;
-    expect_usage(RUN("emit", "models/mlp.mdl", "--emit", "exe"), "--emit takes ir, llvm, asm or obj, got 'exe'");
-    expect_usage(RUN("emit", "models/mlp.mdl", "--emit=bitcode"), "--emit takes ir, llvm, asm or obj, got 'bitcode'");
+    expect_usage(RUN("emit", "models/mlp.mdl", "--emit", "exe"), "--emit takes ir, llvm, asm, obj, cuda or ptx, got 'exe'");
+    expect_usage(RUN("emit", "models/mlp.mdl", "--emit=bitcode"), "--emit takes ir, llvm, asm, obj, cuda or ptx, got 'bitcode'");
     expect_usage(RUN("emit", "models/mlp.mdl", "--print-after=nope"), "--print-after: no pass named 'nope'");
     expect_usage(RUN("check", "models/mlp.mdl", "--print-after", "codegen"), "--print-after: no pass named 'codegen'");
     expect_usage(RUN("emit", "models/mlp.mdl", "--emit", "obj"), "--emit obj writes binary: give -o DIR");
@@ -556,6 +559,57 @@ static void test_run_other_failures(void **state)
     res_free(&r);
 }
 
+/* ---- the CUDA target on a machine without a GPU ------------------------------------------ */
+
+static void test_cuda_without_gpu(void **state)
+{
+    (void)state;
+    void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (cuda) {   /* a GPU machine: bench/gpu_cuda.sh covers it */
+        dlclose(cuda);
+        skip();
+    }
+    if (getenv("MODELC_NO_NVRTC"))
+        skip();
+    setenv("XDG_CACHE_HOME", path_in(root, "cache"), 1);
+    /* compiles (NVRTC), then says there is no driver: exit 1 */
+    Res r = RUN("run", "models/mlp.mdl", "--weights", ckpt, "--tokens", "1,2", "--target", "cuda:sm_90", "--time-passes");
+    expect_status(&r, 1);
+    expect_in(r.err, "--target cuda: no CUDA driver on this machine", "stderr");
+    expect_in(r.err, "NVRTC ", "stderr");
+    assert_null(strstr(r.err, "(cached)"));
+    assert_string_equal(r.out, "");
+    res_free(&r);
+    /* the same spec again: the cubin comes from the cache */
+    r = RUN("run", "models/mlp.mdl", "--weights", ckpt, "--tokens", "1,2", "--target", "cuda:sm_90", "--time-passes");
+    expect_status(&r, 1);
+    expect_in(r.err, "(cached)", "stderr");
+    res_free(&r);
+    /* plain --target cuda must find the GPU's architecture: no driver, no run */
+    r = RUN("run", "models/mlp.mdl", "--weights", ckpt, "--tokens", "1,2", "--target", "cuda");
+    expect_status(&r, 1);
+    expect_in(r.err, "no CUDA driver", "stderr");
+    res_free(&r);
+    /* emit needs no GPU: CUDA C with the IR nodes, and PTX for the architecture named */
+    const char *dir = path_in(root, "cu");
+    r = RUN("emit", "models/mlp.mdl", "--weights", ckpt, "--emit", "cuda", "-o", dir);
+    expect_status(&r, 0);
+    char *cu = slurp(path_in(dir, "mlp.cu"));
+    assert_non_null(cu);
+    expect_in(cu, "// IR node: %", "mlp.cu");
+    expect_in(cu, "extern \"C\" __global__", "mlp.cu");
+    free(cu);
+    res_free(&r);
+    r = RUN("emit", "models/mlp.mdl", "--weights", ckpt, "--emit", "ptx", "--target", "cuda:sm_80", "-o", dir);
+    expect_status(&r, 0);
+    char *ptx = slurp(path_in(dir, "mlp.ptx"));
+    assert_non_null(ptx);
+    expect_in(ptx, ".target sm_80", "mlp.ptx");
+    free(ptx);
+    res_free(&r);
+    unsetenv("XDG_CACHE_HOME");
+}
+
 /* ---- set-up ------------------------------------------------------------------------------ */
 
 static int group_setup(void **state)
@@ -607,6 +661,7 @@ int main(void)
         cmocka_unit_test(test_run_truncated_checkpoint),
         cmocka_unit_test(test_run_token_out_of_range),
         cmocka_unit_test(test_run_other_failures),
+        cmocka_unit_test(test_cuda_without_gpu),
     };
     return cmocka_run_group_tests_name("cli", tests, group_setup, group_teardown);
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# bench/gpu_cuda.sh — the CUDA target on the GPU machine, in one call:
+#
+#   device run, carry [.gpu]:  bash bench/gpu_cuda.sh [STEPS]
+#
+# .gpu/ holds a stripped build/modelc and a copy of ../shared/reference/hf_llama.py
+# (tools/gpu-prep.sh puts them there).  STEPS (default "check sanitize bench"):
+#   check     logits and greedy tokens vs HF float32 (bench/gpu_check.sh), tiny,
+#             SmolLM2-135M and Llama-3.2-1B shapes, f16 and bf16
+#   sanitize  compute-sanitizer memcheck and racecheck on the tiny model, and an
+#             absurd KV-cache request that must fail cleanly
+#   bench     decode tok/s (1B, 8B shapes, fp16) and prefill 2048 beside HF and
+#             the measured copy bandwidth (bench/gpu_bench.py), the GEMM table vs cuBLAS
+# Logs go under $OUT (or /tmp/gpu_cuda).
+set -uo pipefail
+STEPS=${1:-check sanitize bench}
+OUT=${OUT:-/tmp/gpu_cuda}
+export OUT MODELC=${MODELC:-.gpu/modelc} PYTHONUNBUFFERED=1
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+$MODELC --version | head -1
+for step in $STEPS; do
+  echo "==== $step"
+  case $step in
+  check)
+    MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh "${SHAPES:-tiny smollm2-135m llama-1b}" "${DTYPES:-float16 bfloat16}"
+    ;;
+  sanitize)
+    d=/tmp/san-tiny
+    python3 .gpu/hf_llama.py make --config tiny --out $d --dtype float16 --seed 3 > /dev/null
+    for tool in memcheck racecheck; do
+      compute-sanitizer --tool $tool --error-exitcode 9 $MODELC run models/llama.mdl --weights $d --target cuda \
+        --tokens 5,6,7,8,9,10,11,12 --max-new 8 > "$OUT/san-$tool.log" 2>&1
+      echo "compute-sanitizer $tool: exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$OUT/san-$tool.log") clean summaries)"
+      grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race" "$OUT/san-$tool.log" | head -5
+    done
+    # 16M positions of SmolLM2's KV cache (46 KB each) are far more than the GPU holds
+    python3 .gpu/hf_llama.py make --config smollm2-135m --out /tmp/san-sm --dtype float16 --seed 3 > /dev/null
+    $MODELC run models/llama.mdl --weights /tmp/san-sm --target cuda --tokens 1,2 --ctx 16777216 > "$OUT/oom.out" 2> "$OUT/oom.log"
+    echo "absurd --ctx: exit $? -- $(tail -1 "$OUT/oom.log") -- stdout bytes: $(wc -c < "$OUT/oom.out")"
+    ;;
+  bench)
+    python3 bench/gpu_bench.py --modelc $MODELC --out "$OUT" ${BENCH_ARGS:-}
+    ;;
+  esac
+done

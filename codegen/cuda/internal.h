@@ -1,0 +1,51 @@
+/* codegen/cuda/internal.h — what the CUDA backend's files share. */
+#ifndef MODELC_CUDA_INTERNAL_H
+#define MODELC_CUDA_INTERNAL_H
+
+#include "codegen/cuda/cuda.h"
+#include "codegen/program.h"
+
+/* One distinct kernel of the translation unit. */
+typedef struct CudaKernel {
+    const char *name, *text;   /* text with the name filled in */
+    const char *generic;       /* text with the placeholder KNAME, to compare */
+    const char *comment;       /* the first IR node that uses it */
+    int uses;
+} CudaKernel;
+
+typedef struct CudaGen {
+    Compilation *c;
+    ProgTables t;
+    int sm;
+    CudaKernel *k;
+    int nk, capk;
+    int last_attention;        /* node id of the last attention (-1: none): per-row ops after it are tails */
+    int scratch_buf;           /* split-KV partial results, shared by every attention (-1: none yet) */
+    int64_t scratch_per_pos, scratch_const;
+} CudaGen;
+
+/* A kernel's text is written to a memory stream with the placeholder KNAME
+ * for its name; cg_kernel dedups it against the kernels so far (layers
+ * share kernels) and returns the name it goes by. */
+typedef struct KText {
+    char *buf;
+    size_t len;
+    FILE *f;
+} KText;
+
+FILE *cg_text(KText *t);
+const char *cg_kernel(CudaGen *g, const Node *n, KText *t, const char *suffix);
+/* A launch of kernel for node n with the given buffers (block threads). */
+RtLaunch *cg_launch(CudaGen *g, const Node *n, const char *kernel, int nargs, const int *args, int block);
+int cg_buf(CudaGen *g, const Node *n);
+
+/* kernels.c: emit the kernels and launches of one node. */
+bool cuda_emit_node(CudaGen *g, Node *n);
+extern const char cuda_prelude[];
+
+/* nvrtc.c */
+bool cuda_nvrtc_cubin(const char *src, const char *model, int sm, const char *cache_dir, void **cubin, size_t *len,
+                      bool *hit, Diags *d);
+char *cuda_nvrtc_ptx(const char *src, const char *model, int sm, Diags *d);
+
+#endif

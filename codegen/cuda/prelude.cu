@@ -1,0 +1,135 @@
+// ---- modelc prelude (codegen/cuda/prelude.cu): helpers every kernel uses ----
+// No headers: NVRTC's built-ins only.  Half and bfloat16 values are handled
+// as raw 16-bit words and converted with PTX instructions.
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+// What every kernel reads of the step (runtime.h: RtGpuStep).
+struct RtGpuStep {
+    int T, pos0, row0, pad;
+};
+
+#define DEV __device__ __forceinline__
+#define NEG_INF __int_as_float(0xff800000)
+
+DEV float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+DEV float b2f(u16 h) { return __uint_as_float((u32)h << 16); }
+// two floats to one word of two halves / bfloat16s, lo in the low 16 bits
+DEV u32 pack_f16(float lo, float hi) { u32 r; asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
+DEV u32 pack_bf16(float lo, float hi) { u32 r; asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
+
+// one word of two halves / bfloat16s back to two floats (lo, hi)
+DEV float2 unpack_f16(u32 w) { return make_float2(h2f((u16)(w & 0xffffu)), h2f((u16)(w >> 16))); }
+DEV float2 unpack_bf16(u32 w) { return make_float2(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u)); }
+
+// one weight value, widened to f32
+DEV float ldw_f32(const float *p, size_t i) { return __ldg(p + i); }
+DEV float ldw_f16(const u16 *p, size_t i) { return h2f(__ldg(p + i)); }
+DEV float ldw_bf16(const u16 *p, size_t i) { return b2f(__ldg(p + i)); }
+
+// eight consecutive weights (one 16-byte load for 16-bit types), widened
+DEV void ld8_f16(const u16 *p, size_t i, float *o)
+{
+    uint4 v = __ldg((const uint4 *)(p + i));
+    u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        o[2 * j] = h2f((u16)(w[j] & 0xffffu));
+        o[2 * j + 1] = h2f((u16)(w[j] >> 16));
+    }
+}
+DEV void ld8_bf16(const u16 *p, size_t i, float *o)
+{
+    uint4 v = __ldg((const uint4 *)(p + i));
+    u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        o[2 * j] = __uint_as_float(w[j] << 16);
+        o[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
+    }
+}
+DEV void ld8_f32(const float *p, size_t i, float *o)
+{
+    float4 a = __ldg((const float4 *)(p + i)), b = __ldg((const float4 *)(p + i + 4));
+    o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w;
+    o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
+}
+
+DEV float warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+DEV float warp_max(float v)
+{
+#pragma unroll
+    for (int o = 16; o; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+// sum over the block (blockDim.x a multiple of 32); sh: 32 floats of shared memory
+DEV float block_sum(float v, float *sh)
+{
+    v = warp_sum(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0)
+        sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float s = 0.f;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++)
+        s += sh[w];
+    return s;
+}
+DEV float block_max(float v, float *sh)
+{
+    v = warp_max(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0)
+        sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float s = NEG_INF;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++)
+        s = fmaxf(s, sh[w]);
+    return s;
+}
+DEV float silu(float x) { return x / (1.0f + expf(-x)); }
+
+// cp.async: 16 bytes global -> shared, zero-filled past src_bytes (0 or 16)
+DEV void cp_async16(void *smem, const void *gmem, int src_bytes)
+{
+    unsigned d = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(gmem), "r"(src_bytes));
+}
+DEV void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+DEV void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
+
+// Greedy decoding on the device: the index of the largest logit of the last
+// row, as a key (ordered float bits << 32 | ~index) so that atomicMax keeps
+// the largest value and, among equals, the smallest index.  NaNs are skipped;
+// *best == 0 means every logit was NaN.  *best must be 0 before the launch.
+extern "C" __global__ void __launch_bounds__(256) modelc_argmax(const RtGpuStep *st, const float *logits, u64 *best,
+                                                                 int vocab)
+{
+    const float *x = logits + (size_t)(st->row0 + st->T - 1) * vocab;
+    u64 b = 0;
+    for (int i = blockIdx.x * 256 + threadIdx.x; i < vocab; i += gridDim.x * 256) {
+        float v = x[i];
+        if (v == v) {
+            u32 u = __float_as_uint(v);
+            u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+            u64 key = ((u64)u << 32) | (u64)(0xffffffffu - (u32)i);
+            b = key > b ? key : b;
+        }
+    }
+#pragma unroll
+    for (int o = 16; o; o >>= 1) {
+        u64 other = __shfl_xor_sync(0xffffffffu, b, o);
+        b = other > b ? other : b;
+    }
+    if ((threadIdx.x & 31) == 0 && b)
+        atomicMax(best, b);
+}
+// ---- end of prelude ----

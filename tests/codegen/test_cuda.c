@@ -1,0 +1,344 @@
+/* tests/codegen/test_cuda.c — the CUDA backend without a GPU.
+ *
+ * models/llama.mdl is compiled for the CUDA target from config.json text of
+ * several shapes (tiny, the SmolLM2-135M, Llama-3.2-1B and Llama-3.1-8B
+ * shapes, head_dim 48) and weight dtypes (f16, bf16, f32), and:
+ *   - pass "select" gives every linear variants that cover each step size
+ *     exactly once (GEMV for T <= 4; tensor cores for f16/bf16 beyond);
+ *   - the program runs exactly one variant of each node for every T, marks
+ *     as tails only per-row launches after the last attention, and names
+ *     only kernels the source defines, each with its IR node comment;
+ *   - NVRTC compiles the whole translation unit for sm_80 and sm_90, and the
+ *     cubin holds every kernel a launch names.
+ * Running the kernels needs the GPU machine: bench/gpu_cuda.sh. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "codegen/cuda/cuda.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+
+typedef struct Shape {
+    const char *name, *config;
+} Shape;
+
+static const Shape shapes[] = {
+    {"tiny", "{\"vocab_size\": 512, \"hidden_size\": 128, \"intermediate_size\": 344, \"num_hidden_layers\": 2,"
+             " \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"rope_theta\": 10000.0}"},
+    {"smollm2-135m", "{\"vocab_size\": 49152, \"hidden_size\": 576, \"intermediate_size\": 1536, \"num_hidden_layers\": 30,"
+                     " \"num_attention_heads\": 9, \"num_key_value_heads\": 3, \"rope_theta\": 100000.0,"
+                     " \"tie_word_embeddings\": true, \"rms_norm_eps\": 1e-5}"},
+    {"llama-1b", "{\"vocab_size\": 128256, \"hidden_size\": 2048, \"intermediate_size\": 8192, \"num_hidden_layers\": 16,"
+                 " \"num_attention_heads\": 32, \"num_key_value_heads\": 8, \"rope_theta\": 500000.0,"
+                 " \"tie_word_embeddings\": true, \"rms_norm_eps\": 1e-5, \"rope_scaling\": {\"rope_type\": \"llama3\","
+                 " \"factor\": 32.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0,"
+                 " \"original_max_position_embeddings\": 8192}}"},
+    {"llama-8b", "{\"vocab_size\": 128256, \"hidden_size\": 4096, \"intermediate_size\": 14336, \"num_hidden_layers\": 32,"
+                 " \"num_attention_heads\": 32, \"num_key_value_heads\": 8, \"rope_theta\": 500000.0, \"rms_norm_eps\": 1e-5}"},
+    {"hd48", "{\"vocab_size\": 300, \"hidden_size\": 96, \"intermediate_size\": 200, \"num_hidden_layers\": 2,"
+             " \"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"head_dim\": 48}"},
+};
+
+typedef struct Build {
+    Arena *arena;
+    Diags diags;
+    RtConfig *cfg;
+    CompileEnv env;
+    Compilation comp;
+    CudaModule *m;
+} Build;
+
+static void fail_with_diags(Build *b, const char *what)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    diag_print(&b->diags, f);
+    fclose(f);
+    fail_msg("%s failed:\n%s", what, buf);
+}
+
+static void build(Build *b, const Shape *s, DType dt, int sm)
+{
+    memset(b, 0, sizeof *b);
+    b->arena = arena_new();
+    diag_init(&b->diags, b->arena);
+    RtErr err;
+    if (!rt_config_parse("config.json", s->config, strlen(s->config), &b->cfg, &err))
+        fail_msg("config %s: %s", s->name, err.msg);
+    Module *m = fe_parse_file("models/llama.mdl", b->arena, &b->diags);
+    if (!m || !fe_check(m, &b->diags))
+        fail_with_diags(b, "parsing models/llama.mdl");
+    b->env = (CompileEnv){.config = b->cfg, .config_path = "config.json", .default_weight_dt = dt,
+                          .target = RT_TARGET_CUDA, .sm = sm, .sms = 132};
+    b->comp = (Compilation){.arena = b->arena, .diags = &b->diags, .module = m, .env = &b->env};
+    PassOptions po = {0};
+    if (!pass_run_pipeline(&b->comp, &po))
+        fail_with_diags(b, "pass_run_pipeline");
+    CudaOptions co = {.sm = sm, .cache_dir = ""};
+    if (!cuda_codegen(&b->comp, &co, &b->m))
+        fail_with_diags(b, "cuda_codegen");
+}
+
+static void build_free(Build *b)
+{
+    cuda_module_free(b->m);
+    rt_config_free(b->cfg);
+    arena_free(b->arena);
+}
+
+static bool runs_at(const RtLaunch *l, int64_t T)
+{
+    return T >= l->min_T && (!l->max_T || T <= l->max_T);
+}
+
+/* ---- targets ----------------------------------------------------------------- */
+
+static void test_parse_target(void **state)
+{
+    (void)state;
+    int sm = -1;
+    assert_true(cuda_parse_target("cuda", &sm));
+    assert_int_equal(sm, 0);
+    assert_true(cuda_parse_target("cuda:sm_90", &sm));
+    assert_int_equal(sm, 90);
+    assert_true(cuda_parse_target("cuda:sm_90a", &sm));
+    assert_int_equal(sm, 90);
+    assert_true(cuda_parse_target("cuda:sm_80", &sm));
+    assert_int_equal(sm, 80);
+    assert_false(cuda_parse_target("cuda:sm_75", &sm));
+    assert_false(cuda_parse_target("cuda:sm_", &sm));
+    assert_false(cuda_parse_target("cuda:sm_9x", &sm));
+    assert_false(cuda_parse_target("cpu", &sm));
+    assert_false(cuda_parse_target("cuda:90", &sm));
+}
+
+/* ---- pass select --------------------------------------------------------------- */
+
+static void check_select(const Shape *s, DType dt)
+{
+    Build b;
+    build(&b, s, dt, 90);
+    int linears = 0, attns = 0;
+    for (int i = 0; i < b.comp.graph->n; i++) {
+        const Node *n = b.comp.graph->nodes[i];
+        if (n->op != OP_LINEAR && n->op != OP_ATTENTION) {
+            assert_int_equal(n->nchoice, 0);
+            continue;
+        }
+        linears += n->op == OP_LINEAR;
+        attns += n->op == OP_ATTENTION;
+        assert_true(n->nchoice >= 2);
+        /* contiguous from T = 1, the last one unbounded */
+        int64_t next = 1;
+        for (int c = 0; c < n->nchoice; c++) {
+            const KernelChoice *k = &n->choice[c];
+            assert_int_equal(k->min_T, next);
+            assert_non_null(k->why);
+            if (c + 1 < n->nchoice) {
+                assert_true(k->max_T >= k->min_T);
+                next = k->max_T + 1;
+            } else {
+                assert_int_equal(k->max_T, 0);
+            }
+        }
+        if (n->op == OP_LINEAR) {
+            assert_int_equal(n->choice[0].family, KF_GEMV);
+            assert_int_equal(n->choice[0].max_T, 4);
+            bool tc = dt != DT_F32 && n->src[1]->shape[1] % 8 == 0;
+            assert_int_equal(n->choice[1].family, tc ? KF_MMA : KF_GEMV);
+            if (tc) {
+                assert_int_equal(n->choice[1].p[0], 32);   /* flat GEMM tile for small M */
+                assert_int_equal(n->choice[1].p[4], 1);    /* activations as hi + lo */
+            }
+        } else {
+            assert_int_equal(n->choice[0].family, KF_ATTN_SPLIT);
+            assert_int_equal(n->choice[1].family, KF_ATTN_ROWS);
+        }
+    }
+    assert_true(linears > 0 && attns > 0);
+    build_free(&b);
+}
+
+static void test_select(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        check_select(&shapes[i], DT_F16);
+        check_select(&shapes[i], DT_F32);
+    }
+}
+
+static void test_select_cpu_is_untouched(void **state)
+{
+    (void)state;
+    Build b;
+    memset(&b, 0, sizeof b);
+    b.arena = arena_new();
+    diag_init(&b.diags, b.arena);
+    RtErr err;
+    assert_true(rt_config_parse("config.json", shapes[0].config, strlen(shapes[0].config), &b.cfg, &err));
+    Module *m = fe_parse_file("models/llama.mdl", b.arena, &b.diags);
+    assert_non_null(m);
+    assert_true(fe_check(m, &b.diags));
+    b.env = (CompileEnv){.config = b.cfg, .target = RT_TARGET_CPU};
+    b.comp = (Compilation){.arena = b.arena, .diags = &b.diags, .module = m, .env = &b.env};
+    PassOptions po = {0};
+    assert_true(pass_run_pipeline(&b.comp, &po));
+    for (int i = 0; i < b.comp.graph->n; i++)
+        assert_int_equal(b.comp.graph->nodes[i]->nchoice, 0);
+    build_free(&b);
+}
+
+/* ---- program tables and source ---------------------------------------------- */
+
+static void check_program(const Shape *s, DType dt)
+{
+    Build b;
+    build(&b, s, dt, 90);
+    const RtProgram *p = cuda_program(b.m);
+    const char *src = cuda_source(b.m);
+    assert_int_equal(p->target, RT_TARGET_CUDA);
+    assert_int_equal(p->sm, 90);
+    assert_true(p->nlaunch > 0);
+    int last_attn = -1;
+    for (int l = 0; l < p->nlaunch; l++)
+        if (strstr(p->launch[l].what, "attention("))
+            last_attn = l;
+    assert_true(last_attn >= 0);
+    const int64_t Ts[] = {1, 2, 4, 5, 31, 32, 33, 64, 65, 128, 2048};
+    for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
+        /* every linear node runs exactly one variant */
+        for (int l = 0; l < p->nlaunch; l++) {
+            if (!strstr(p->launch[l].what, "linear("))
+                continue;
+            if (l > 0 && !strcmp(p->launch[l - 1].what, p->launch[l].what))
+                continue;   /* count from the node's first variant */
+            int active = 0;
+            for (int k = l; k < p->nlaunch && !strcmp(p->launch[k].what, p->launch[l].what); k++)
+                active += runs_at(&p->launch[k], Ts[ti]);
+            if (active != 1)
+                fail_msg("%s T=%lld: %d variants of %s run", s->name, (long long)Ts[ti], active, p->launch[l].what);
+        }
+    }
+    for (int l = 0; l < p->nlaunch; l++) {
+        const RtLaunch *L = &p->launch[l];
+        if (L->tail)
+            assert_true(l > last_attn);
+        assert_true(L->block > 0 && L->block <= 1024 && L->block % 32 == 0);
+        assert_true(L->nargs >= 1 && L->nargs <= 8);
+        for (int a = 0; a < L->nargs; a++)
+            assert_true(L->args[a] >= 0 && L->args[a] < p->nbufs);
+        for (int d = 0; d < 3; d++)
+            assert_true(L->grid[d] >= 1);
+        char def[300];
+        snprintf(def, sizeof def, ") %s(const RtGpuStep *st", L->kernel);
+        const char *at = strstr(src, def);
+        if (!at)
+            fail_msg("%s: kernel %s is not defined in the source", s->name, L->kernel);
+        assert_null(strstr(at + 1, def));   /* defined once */
+    }
+    /* the logits' launches after the last attention run on the last row alone */
+    assert_true(p->launch[p->nlaunch - 1].tail);
+    assert_non_null(strstr(src, "// IR node: %"));
+    assert_non_null(strstr(src, "modelc_argmax"));
+    build_free(&b);
+}
+
+static void test_program(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        check_program(&shapes[i], DT_BF16);
+        check_program(&shapes[i], DT_F32);
+    }
+}
+
+/* ---- NVRTC ----------------------------------------------------------------------- */
+
+static void check_nvrtc(const Shape *s, DType dt, int sm)
+{
+    Build b;
+    build(&b, s, dt, sm);
+    if (!cuda_compile(b.m, &b.diags))
+        fail_with_diags(&b, "cuda_compile");
+    const RtProgram *p = cuda_program(b.m);
+    assert_non_null(p->cubin);
+    assert_true(p->cubin_len > 1000);
+    assert_memory_equal(p->cubin, "\x7f" "ELF", 4);
+    for (int l = 0; l < p->nlaunch; l++)
+        if (!memmem(p->cubin, (size_t)p->cubin_len, p->launch[l].kernel, strlen(p->launch[l].kernel)))
+            fail_msg("%s sm_%d: kernel %s is not in the cubin", s->name, sm, p->launch[l].kernel);
+    assert_non_null(memmem(p->cubin, (size_t)p->cubin_len, "modelc_argmax", 13));
+    build_free(&b);
+}
+
+static void test_nvrtc_all_kernels(void **state)
+{
+    (void)state;
+    if (getenv("MODELC_NO_NVRTC"))
+        skip();
+    const char *nv = cuda_nvrtc_description();
+    if (strncmp(nv, "NVRTC ", 6))
+        fail_msg("%s (set MODELC_NO_NVRTC=1 to skip the CUDA compile checks)", nv);
+    static const DType dts[] = {DT_F16, DT_BF16};
+    static const int sms[] = {80, 90};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int d = 0; d < 2; d++)
+            for (int a = 0; a < 2; a++)
+                if (i != 3 || a == 1)   /* the 8B shape: sm_90 only (its kernels equal the 1B's but for sizes) */
+                    check_nvrtc(&shapes[i], dts[d], sms[a]);
+    check_nvrtc(&shapes[0], DT_F32, 90);
+}
+
+/* A kernel NVRTC rejects: the message carries NVRTC's log and where the source went. */
+static void test_nvrtc_error_message(void **state)
+{
+    (void)state;
+    if (getenv("MODELC_NO_NVRTC"))
+        skip();
+    Build b;
+    build(&b, &shapes[0], DT_F16, 90);
+    char *src = (char *)cuda_source(b.m);
+    char *at = strstr(src, "modelc_argmax");
+    assert_non_null(at);
+    memcpy(at, "modelc_arg{ax", 13);   /* a syntax error in the prelude's kernel */
+    assert_false(cuda_compile(b.m, &b.diags));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    diag_print(&b.diags, f);
+    fclose(f);
+    assert_non_null(strstr(buf, "NVRTC could not compile"));
+    assert_non_null(strstr(buf, "the source is kept at /tmp/modelc-llama-"));
+    assert_non_null(strstr(buf, "error"));
+    const char *p = strstr(buf, "/tmp/modelc-llama-");
+    char path[256];
+    sscanf(p, "%255[^:]", path);
+    FILE *kept = fopen(path, "r");
+    assert_non_null(kept);
+    fclose(kept);
+    remove(path);
+    free(buf);
+    build_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_target),
+        cmocka_unit_test(test_select),
+        cmocka_unit_test(test_select_cpu_is_untouched),
+        cmocka_unit_test(test_program),
+        cmocka_unit_test(test_nvrtc_all_kernels),
+        cmocka_unit_test(test_nvrtc_error_message),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# tools/gpu-prep.sh — fill .gpu/ (ignored by git, carried to the GPU machine):
+# a stripped build/modelc and the shared HF reference script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make -s build/modelc
+mkdir -p .gpu
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+strip -o .gpu/modelc build/modelc
+install -m 644 ../shared/reference/hf_llama.py .gpu/hf_llama.py
+ls -la .gpu
