@@ -270,7 +270,7 @@ void rt_session_print_profile(const RtSession *s, FILE *f, int top)
         if (r == n)
             rows[n++].kernel = s->p->launch[l].kernel;
         rows[r].sec += prof[l];
-        rows[r].launches++;
+        rows[r].launches += prof[l] > 0;   /* variants for other step sizes did not run */
         total += prof[l];
     }
     qsort(rows, (size_t)n, sizeof *rows, by_time);
