@@ -149,3 +149,8 @@ void ir_rope_inv_freq(const RopeAttr *r, int64_t dh, double *inv)
         inv[j] = f;
     }
 }
+
+double ir_attention_scale(const Node *n)
+{
+    return n->a.attn.scale ? n->a.attn.scale : 1.0 / sqrt((double)n->src[0]->shape[n->src[0]->rank - 1]);
+}

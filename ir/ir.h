@@ -132,6 +132,9 @@ void ir_ew_program(const Node *n, EwProg *p);
  * when asked (as transformers' _compute_llama3_parameters). */
 void ir_rope_inv_freq(const RopeAttr *r, int64_t dh, double *inv);
 
+/* An attention's score scale: its scale attribute, or 1/sqrt(head_dim). */
+double ir_attention_scale(const Node *n);
+
 /* Printer: stable text, one node per line, for --print-after and golden tests. */
 void ir_print(const Graph *g, FILE *f);
 void ir_print_node(const Node *n, FILE *f);

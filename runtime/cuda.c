@@ -283,23 +283,12 @@ bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSe
         }
     }
     /* activation slots: one allocation, 256-byte aligned */
-    int64_t total = 0;
-    int64_t *slot_off = calloc((size_t)p->nslots + 1, sizeof *slot_off);
-    if (ok && !slot_off)
-        ok = rt_fail(err, "out of memory");
-    for (int i = 0; ok && i < p->nslots; i++) {
-        int64_t bytes;
-        if (__builtin_mul_overflow(p->slot_per_tok[i], o->max_step, &bytes) ||
-            __builtin_add_overflow(bytes, p->slot_const[i], &bytes) ||
-            __builtin_add_overflow(total, (bytes + 255) & ~(int64_t)255, &total))
-            ok = rt_fail(err, "activation memory for %lld tokens overflows", (long long)o->max_step);
-        else
-            slot_off[i + 1] = total;
-    }
+    int64_t *slot_off = ok ? rt_slot_offsets(p, o->max_step, 256, err) : NULL;
+    ok = ok && slot_off;
     CUdeviceptr slots = 0;
     char what[200];
     snprintf(what, sizeof what, "activations for %lld tokens", (long long)o->max_step);
-    ok = ok && dev_alloc(g, (size_t)total, what, &slots, err);
+    ok = ok && dev_alloc(g, (size_t)slot_off[p->nslots], what, &slots, err);
     for (int i = 0; ok && i < p->nbufs; i++) {
         const RtBuf *b = &p->bufs[i];
         switch (b->kind) {
@@ -312,11 +301,8 @@ bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSe
         case RB_KV:
         case RB_SCRATCH: {
             int64_t bytes;
-            if (__builtin_mul_overflow(b->bytes_per_pos, o->max_ctx, &bytes) ||
-                __builtin_add_overflow(bytes, b->bytes_const, &bytes)) {
-                ok = rt_fail(err, "%s for %lld positions overflows", b->name, (long long)o->max_ctx);
+            if (!(ok = rt_ctx_bytes(b, o->max_ctx, &bytes, err)))
                 break;
-            }
             snprintf(what, sizeof what, "%s for %lld positions", b->name, (long long)o->max_ctx);
             ok = dev_alloc(g, (size_t)bytes, what, &g->dbuf[i], err);
             break;

@@ -98,6 +98,31 @@ static bool mul_add(int64_t a, int64_t b, int64_t c, int64_t *out)
     return !__builtin_mul_overflow(a, b, &m) && !__builtin_add_overflow(m, c, out) && *out >= 0;
 }
 
+int64_t *rt_slot_offsets(const RtProgram *p, int64_t max_step, int64_t align, RtErr *err)
+{
+    int64_t *off = calloc((size_t)p->nslots + 1, sizeof *off);
+    if (!off) {
+        rt_fail(err, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < p->nslots; i++) {
+        int64_t bytes;
+        if (!mul_add(p->slot_per_tok[i], max_step, p->slot_const[i], &bytes) ||
+            __builtin_add_overflow(off[i], (bytes + align - 1) & ~(align - 1), &off[i + 1])) {
+            free(off);
+            rt_fail(err, "activation memory for %lld tokens overflows", (long long)max_step);
+            return NULL;
+        }
+    }
+    return off;
+}
+
+bool rt_ctx_bytes(const RtBuf *b, int64_t max_ctx, int64_t *bytes, RtErr *err)
+{
+    return mul_add(b->bytes_per_pos, max_ctx, b->bytes_const, bytes) ||
+           rt_fail(err, "%s for %lld positions overflows", b->name, (long long)max_ctx);
+}
+
 bool rt_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessionOptions *o, RtSession **out,
                     RtErr *err)
 {
@@ -117,24 +142,17 @@ bool rt_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessio
     s->buf = calloc((size_t)p->nbufs, sizeof *s->buf);
     s->kv = calloc((size_t)p->nbufs, sizeof *s->kv);
     s->largs = calloc((size_t)p->nlaunch, sizeof *s->largs);
-    int64_t *slot_off = calloc((size_t)p->nslots + 1, sizeof *slot_off);
-    if (!s->buf || !s->kv || !s->largs || !slot_off) {
-        free(slot_off);
+    if (!s->buf || !s->kv || !s->largs) {
         rt_session_free(s);
         return rt_fail(err, "out of memory");
     }
     /* activations: one block, slots at 64-byte boundaries */
-    int64_t total = 0;
-    for (int i = 0; i < p->nslots; i++) {
-        int64_t bytes;
-        if (!mul_add(p->slot_per_tok[i], o->max_step, p->slot_const[i], &bytes) ||
-            __builtin_add_overflow(total, (bytes + 63) & ~(int64_t)63, &total)) {
-            free(slot_off);
-            rt_session_free(s);
-            return rt_fail(err, "activation memory for %lld tokens overflows", (long long)o->max_step);
-        }
-        slot_off[i + 1] = total;
+    int64_t *slot_off = rt_slot_offsets(p, o->max_step, 64, err);
+    if (!slot_off) {
+        rt_session_free(s);
+        return false;
     }
+    int64_t total = slot_off[p->nslots];
     if (total && posix_memalign(&s->slots, 64, (size_t)total)) {
         free(slot_off);
         rt_session_free(s);
@@ -158,10 +176,8 @@ bool rt_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessio
             break;
         case RB_KV: {
             int64_t bytes;
-            if (!mul_add(b->bytes_per_pos, o->max_ctx, 0, &bytes)) {
-                ok = rt_fail(err, "KV cache for %lld positions overflows", (long long)o->max_ctx);
+            if (!(ok = rt_ctx_bytes(b, o->max_ctx, &bytes, err)))
                 break;
-            }
             kv_total += bytes;
             s->kv[i] = calloc(1, (size_t)bytes ? (size_t)bytes : 1);
             if (!s->kv[i])

@@ -32,6 +32,14 @@ const RtConfig *rt_gguf_config(const RtGguf *g);
  * rotary halves: GGUF row h*hd + 2i + s holds HF row h*hd + s*hd/2 + i). */
 int64_t rt_gguf_unpermute_row(int64_t r, int64_t rows, int64_t n_head);
 
+/* Memory a session lays out the same on either target (runtime/exec.c):
+ * the activation slots as one block, each slot at an `align`-byte boundary and
+ * sized for max_step tokens -- offsets[0..nslots], the last one the total
+ * (malloc'd; NULL with err set on overflow or out of memory) -- and the bytes
+ * of a KV or scratch buffer for max_ctx positions (false on overflow). */
+int64_t *rt_slot_offsets(const RtProgram *p, int64_t max_step, int64_t align, RtErr *err);
+bool rt_ctx_bytes(const RtBuf *b, int64_t max_ctx, int64_t *bytes, RtErr *err);
+
 /* A session's GPU half (runtime/cuda.c). */
 typedef struct RtGpuSession RtGpuSession;
 bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessionOptions *o, RtGpuSession **out,

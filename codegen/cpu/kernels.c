@@ -355,7 +355,7 @@ bool cpu_emit_attention(CpuGen *g, Node *n)
 {
     KB *k = &g->k;
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
-    double scale = n->a.attn.scale ? n->a.attn.scale : 1.0 / sqrt((double)dh);
+    double scale = ir_attention_scale(n);
     /* the KV caches: buffers of their own, sized by the runtime's max context */
     int kc = -1, vc = -1;
     for (int which = 0; which < 2; which++) {

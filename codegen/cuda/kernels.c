@@ -38,6 +38,43 @@ static void set_grid(RtLaunch *l, int gx, int gy, int gz)
     l->grid[2] = gz;
 }
 
+/* Elements of a row op: `per` per token (or `per` in all, when not per token). */
+static void row_extent(const Node *n, int64_t *per, bool *by_tok)
+{
+    int64_t per_tok, cst;
+    ir_numel_per_tok(n, &per_tok, &cst);
+    *by_tok = per_tok > 0;
+    *per = per_tok > 0 ? per_tok : cst;
+    IR_ASSERT(!(per_tok > 0 && cst > 0));
+}
+
+/* Ops over rows of D values, a block per row: blockIdx.y is the token (for
+ * per-token ops) and blockIdx.x the row within it.  skip: the guard a block
+ * returns on; first: the index of the token's first row. */
+typedef struct Rows {
+    int64_t rows;              /* rows per token, or in all */
+    bool by_tok;
+    const char *skip, *first;
+} Rows;
+
+static Rows rows_of(CudaGen *g, const Node *n, int64_t D)
+{
+    int64_t per;
+    Rows r;
+    row_extent(n, &per, &r.by_tok);
+    r.rows = per / D;
+    r.skip = r.by_tok ? "(int)blockIdx.y >= st->T" : "false";
+    r.first = r.by_tok ? arena_printf(g->c->arena, "(size_t)(st->row0 + blockIdx.y) * %lld", (long long)r.rows)
+                       : "(size_t)0";
+    return r;
+}
+
+static void rows_grid(RtLaunch *l, const Rows *r)
+{
+    set_grid(l, (int)r->rows, 1, 1);
+    l->grid_tok[1] = r->by_tok ? 1 : 0;
+}
+
 /* ---- embedding, rms_norm ---------------------------------------------------- */
 
 static bool emit_embedding(CudaGen *g, Node *n)
@@ -69,17 +106,16 @@ static bool emit_rms_norm(CudaGen *g, Node *n)
     WType w;
     if (!weight_type(g, n->src[1], &w))
         return false;
-    int64_t D = n->shape[n->rank - 1], per_tok, cst;
-    ir_numel_per_tok(n, &per_tok, &cst);
-    int64_t rows = per_tok / D;   /* rows of D per token */
+    int64_t D = n->shape[n->rank - 1];
+    Rows r = rows_of(g, n, D);
     KText t;
     FILE *f = cg_text(&t);
     fprintf(f,
             "extern \"C\" __global__ void __launch_bounds__(256) KNAME(const RtGpuStep *st, const float *X, const %s *W, float *Y)\n"
             "{\n"
             "    __shared__ float sh[32];\n"
-            "    if ((int)blockIdx.y >= st->T) return;\n"
-            "    const size_t row = (size_t)(st->row0 + blockIdx.y) * %lld + blockIdx.x;\n"
+            "    if (%s) return;\n"
+            "    const size_t row = %s + blockIdx.x;\n"
             "    const float *x = X + row * %lld;\n"
             "    float ss = 0.f;\n"
             "    for (int d = threadIdx.x; d < %lld; d += 256) ss += x[d] * x[d];\n"
@@ -88,12 +124,10 @@ static bool emit_rms_norm(CudaGen *g, Node *n)
             "    for (int d = threadIdx.x; d < %lld; d += 256)\n"
             "        Y[row * %lld + d] = x[d] * inv * ldw_%s(W, d);\n"
             "}\n",
-            w.c, (long long)rows, (long long)D, (long long)D, (long long)D, n->a.eps, (long long)D, (long long)D, w.sfx);
+            w.c, r.skip, r.first, (long long)D, (long long)D, (long long)D, n->a.eps, (long long)D, (long long)D, w.sfx);
     const char *k = cg_kernel(g, n, &t, "");
     int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n)};
-    RtLaunch *l = cg_launch(g, n, k, 3, args, 256);
-    set_grid(l, (int)rows, 1, 1);
-    l->grid_tok[1] = 1;
+    rows_grid(cg_launch(g, n, k, 3, args, 256), &r);
     return true;
 }
 
@@ -436,8 +470,8 @@ static void attn_core(FILE *f, int64_t dh)
 
 static void attn_head(FILE *f, const Node *n, const char *out_name)
 {
-    int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
-    double scale = n->a.attn.scale ? n->a.attn.scale : 1.0 / sqrt((double)dh);
+    int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1];
+    double scale = ir_attention_scale(n);
     fprintf(f,
             "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, const float *Kc, "
             "const float *Vc, float *%s)\n"
@@ -564,7 +598,7 @@ static bool emit_attention(CudaGen *g, Node *n)
             /* prefill: 16 queries of one head per block (4 per warp) against tiles of
              * 32 keys in shared memory (a key per lane), online softmax per query */
             int nd = (int)((dh + 31) / 32);
-            double scale = n->a.attn.scale ? n->a.attn.scale : 1.0 / sqrt((double)dh);
+            double scale = ir_attention_scale(n);
             f = cg_text(&t);
             fprintf(f,
                     "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, "
@@ -675,16 +709,6 @@ static const char *ew_expr(CudaGen *g, const EwProg *p)
     return stack[0];
 }
 
-/* Elements of a row op: `per` per token (or `per` in all, when not per token). */
-static void row_extent(const Node *n, int64_t *per, bool *by_tok)
-{
-    int64_t per_tok, cst;
-    ir_numel_per_tok(n, &per_tok, &cst);
-    *by_tok = per_tok > 0;
-    *per = per_tok > 0 ? per_tok : cst;
-    IR_ASSERT(!(per_tok > 0 && cst > 0));
-}
-
 static bool emit_elementwise(CudaGen *g, Node *n)
 {
     EwProg prog;
@@ -721,10 +745,8 @@ static bool emit_elementwise(CudaGen *g, Node *n)
 
 static bool emit_softmax(CudaGen *g, Node *n)
 {
-    int64_t D = n->shape[n->rank - 1], per;
-    bool by_tok;
-    row_extent(n, &per, &by_tok);
-    int64_t rows = per / D;
+    int64_t D = n->shape[n->rank - 1];
+    Rows r = rows_of(g, n, D);
     KText t;
     FILE *f = cg_text(&t);
     fprintf(f,
@@ -742,24 +764,18 @@ static bool emit_softmax(CudaGen *g, Node *n)
             "    s = block_sum(s, sh);\n"
             "    for (int d = threadIdx.x; d < %lld; d += 256) Y[row * %lld + d] = expf(x[d] - m) / s;\n"
             "}\n",
-            by_tok ? "(int)blockIdx.y >= st->T" : "false",
-            by_tok ? arena_printf(g->c->arena, "(size_t)(st->row0 + blockIdx.y) * %lld", (long long)rows) : "(size_t)0",
-            (long long)D, (long long)D, (long long)D, (long long)D, (long long)D);
+            r.skip, r.first, (long long)D, (long long)D, (long long)D, (long long)D, (long long)D);
     const char *k = cg_kernel(g, n, &t, "");
     int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n)};
-    RtLaunch *l = cg_launch(g, n, k, 2, args, 256);
-    set_grid(l, (int)rows, 1, 1);
-    l->grid_tok[1] = by_tok ? 1 : 0;
+    rows_grid(cg_launch(g, n, k, 2, args, 256), &r);
     return true;
 }
 
 static bool emit_argmax(CudaGen *g, Node *n)
 {
     const Node *x = n->src[0];
-    int64_t D = x->shape[x->rank - 1], per;
-    bool by_tok;
-    row_extent(x, &per, &by_tok);
-    int64_t rows = per / D;
+    int64_t D = x->shape[x->rank - 1];
+    Rows r = rows_of(g, x, D);
     KText t;
     FILE *f = cg_text(&t);
     fprintf(f,
@@ -789,14 +805,10 @@ static bool emit_argmax(CudaGen *g, Node *n)
             "    }\n"
             "    if (threadIdx.x == 0) Y[row] = si[0];\n"
             "}\n",
-            by_tok ? "(int)blockIdx.y >= st->T" : "false",
-            by_tok ? arena_printf(g->c->arena, "(size_t)(st->row0 + blockIdx.y) * %lld", (long long)rows) : "(size_t)0",
-            (long long)D, (long long)D);
+            r.skip, r.first, (long long)D, (long long)D);
     const char *k = cg_kernel(g, n, &t, "");
     int args[] = {cg_buf(g, x), cg_buf(g, n)};
-    RtLaunch *l = cg_launch(g, n, k, 2, args, 256);
-    set_grid(l, (int)rows, 1, 1);
-    l->grid_tok[1] = by_tok ? 1 : 0;
+    rows_grid(cg_launch(g, n, k, 2, args, 256), &r);
     return true;
 }
 
