@@ -70,26 +70,13 @@ static bool bind_weight(RtSession *s, int i, const RtCheckpoint *ckpt, RtErr *er
 }
 
 /* CUDA programs: every weight checked here, then the device half. */
-static bool gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessionOptions *o, RtSession **out,
-                            RtErr *err)
+static bool gpu_session_new(RtSession *s, const RtCheckpoint *ckpt, const RtSessionOptions *o, RtErr *err)
 {
     const RtTensor *t;
-    for (int i = 0; i < p->nbufs; i++)
-        if (p->bufs[i].kind == RB_WEIGHT && !check_weight(&p->bufs[i], ckpt, &t, err))
+    for (int i = 0; i < s->p->nbufs; i++)
+        if (s->p->bufs[i].kind == RB_WEIGHT && !check_weight(&s->p->bufs[i], ckpt, &t, err))
             return false;
-    RtSession *s = calloc(1, sizeof *s);
-    if (!s)
-        return rt_fail(err, "out of memory");
-    s->p = p;
-    s->max_step = o->max_step;
-    s->max_ctx = o->max_ctx;
-    s->last_row = o->last_row;
-    if (!rt_gpu_session_new(p, ckpt, o, &s->gpu, err)) {
-        free(s);
-        return false;
-    }
-    *out = s;
-    return true;
+    return rt_gpu_session_new(s->p, ckpt, o, &s->gpu, err);
 }
 
 static bool mul_add(int64_t a, int64_t b, int64_t c, int64_t *out)
@@ -130,8 +117,6 @@ bool rt_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessio
     if (o->max_step < 1 || o->max_ctx < o->max_step)
         return rt_fail(err, "bad session sizes: max_step %lld, max_ctx %lld", (long long)o->max_step,
                        (long long)o->max_ctx);
-    if (p->target == RT_TARGET_CUDA)
-        return gpu_session_new(p, ckpt, o, out, err);
     RtSession *s = calloc(1, sizeof *s);
     if (!s)
         return rt_fail(err, "out of memory");
@@ -139,6 +124,14 @@ bool rt_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessio
     s->max_step = o->max_step;
     s->max_ctx = o->max_ctx;
     s->last_row = o->last_row;
+    if (p->target == RT_TARGET_CUDA) {
+        if (!gpu_session_new(s, ckpt, o, err)) {
+            free(s);
+            return false;
+        }
+        *out = s;
+        return true;
+    }
     s->buf = calloc((size_t)p->nbufs, sizeof *s->buf);
     s->kv = calloc((size_t)p->nbufs, sizeof *s->kv);
     s->largs = calloc((size_t)p->nlaunch, sizeof *s->largs);
