@@ -47,7 +47,7 @@ static const char usage_text[] =
     "\n"
     "compiler options:\n"
     "  --target T            cpu (default), cuda (the GPU's architecture), or cuda:sm_80, cuda:sm_90 ...\n"
-    "  --print-after=PASS    print the IR after PASS (lower, infer, fold, fuse, plan, select)\n"
+    "  --print-after=PASS    print the IR after PASS (lower, infer, fold, fuse, epilogue, plan, select)\n"
     "  --print-after-all     print the IR after every pass\n"
     "  --time-passes         print each pass's time on stderr\n"
     "  -O0 .. -O3            LLVM optimization level (default -O3)\n"
@@ -162,7 +162,7 @@ static void parse_args(int argc, char **argv, Opts *o)
                 usage_error("--target takes cpu, cuda or cuda:sm_XX (XX >= 80), got '%s'", v);
         } else if ((v = value_of(argc, argv, &i, "--print-after"))) {
             if (!pass_exists(v))
-                usage_error("--print-after: no pass named '%s' (passes: lower, infer, fold, fuse, plan, select)", v);
+                usage_error("--print-after: no pass named '%s' (passes: lower, infer, fold, fuse, epilogue, plan, select)", v);
             o->print_after = v;
         } else if (!strcmp(a, "--print-after-all")) {
             o->print_after_all = true;

@@ -282,6 +282,28 @@ static bool infer_binary(Node *n, Diags *d)
     return true;
 }
 
+/* linear_ew(x, W_0..W_{nw-1}, E...) (pass "epilogue"): the products x W_i^T
+ * [..., N] combined elementwise with operands E of that shape. */
+static bool infer_linear_ew(Node *n, Diags *d)
+{
+    Node *x = n->src[0];
+    int nw = n->a.lew.nw;
+    if (!need_float(n, 0, d) || !need_rank(n, 0, 1, IR_MAX_RANK, d))
+        return false;
+    for (int i = 1; i <= nw; i++) {
+        if (!need_weight(n, i, d) || !need_rank(n, i, 2, 2, d))
+            return false;
+        if (!dim_agree(x->shape[x->rank - 1], n->src[i]->shape[1]) || n->src[i]->shape[0] != n->src[1]->shape[0])
+            return mismatch(n, "inner dims differ", d);
+    }
+    set_shape(n, DT_F32, x->rank, x->shape);
+    n->shape[n->rank - 1] = n->src[1]->shape[0];
+    for (int i = 1 + nw; i < n->nsrc; i++)
+        if (!same_shape(n, n->src[i]))
+            return mismatch_at(n, 0, i, "operands", d);
+    return true;
+}
+
 static bool infer_fused(Node *n, Diags *d)
 {
     for (int i = 1; i < n->nsrc; i++)

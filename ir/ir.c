@@ -13,7 +13,7 @@ const OpInfo ir_ops[OP_COUNT] = {
 };
 
 static const char *const internal_names[OP_COUNT] = {
-    [OP_INPUT] = "input", [OP_WEIGHT] = "weight", [OP_FUSED] = "fused",
+    [OP_INPUT] = "input", [OP_WEIGHT] = "weight", [OP_FUSED] = "fused", [OP_LINEAR_EW] = "linear_ew",
 };
 
 const char *ir_op_name(OpKind op)

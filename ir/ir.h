@@ -71,7 +71,7 @@ typedef struct RopeAttr {
 
 /* Pass "select" (CUDA target): which kernel family and parameters an op
  * gets, per range of step sizes T (the runtime picks by T each step). */
-typedef enum { KF_GEMV, KF_MMA, KF_ATTN_SPLIT, KF_ATTN_ROWS } KernelFamily;
+typedef enum { KF_GEMV, KF_MMA, KF_ATTN_SPLIT, KF_ATTN_ROWS, KF_ATTN_MMA, KF_NORM_ROWS, KF_NORM_IN_GEMV } KernelFamily;
 typedef struct KernelChoice {
     KernelFamily family;
     int64_t min_T, max_T;        /* max_T 0: no upper bound */
@@ -98,13 +98,23 @@ typedef struct Node {
         double eps;              /* RMS_NORM */
         int64_t heads;           /* SPLIT_HEADS */
         RopeAttr rope;           /* ROPE */
-        struct { bool causal; double scale; } attn;   /* ATTENTION (scale 0: 1/sqrt(head_dim)) */
+        struct {                 /* ATTENTION (scale 0: 1/sqrt(head_dim)) */
+            bool causal;
+            double scale;
+            bool rope;           /* pass "epilogue": q and k are rotated here, by rope_attr, not before */
+            RopeAttr rope_attr;
+        } attn;
         EwProg ew;               /* FUSED */
+        struct {                 /* LINEAR_EW (pass "epilogue"): src = x, W_0..W_{nw-1}, then elementwise operands; */
+            EwProg ew;           /* the program's $i is x W_i^T for i < nw, else src[1 + i] */
+            int nw;
+        } lew;
     } a;
     int layer;                   /* repeat iteration it came from, -1 outside */
     int nuses;                   /* filled by ir_count_uses */
     int buf;                     /* pass "plan": runtime buffer id (-1 none) */
     const char *output;          /* non-NULL: an output of the model with this name */
+    struct Node *lead;           /* LINEAR (pass "epilogue"): the linear of the same input whose launch computes this one */
     KernelChoice *choice;        /* pass "select": nchoice variants, by step size */
     int nchoice;
 } Node;

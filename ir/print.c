@@ -63,9 +63,20 @@ static void print_attrs(const Node *n, FILE *f)
         fprintf(f, " {causal=%s", n->a.attn.causal ? "true" : "false");
         if (n->a.attn.scale)
             fprintf(f, " scale=%g", n->a.attn.scale);
+        if (n->a.attn.rope)
+            fprintf(f, " rope(q, k) theta=%g%s", n->a.attn.rope_attr.theta, n->a.attn.rope_attr.llama3 ? " llama3" : "");
         fputc('}', f);
         break;
     case OP_FUSED: print_ew(&n->a.ew, f); break;
+    case OP_LINEAR_EW:
+        fprintf(f, " {products=%d", n->a.lew.nw);
+        print_ew(&n->a.lew.ew, f);
+        fputc('}', f);
+        break;
+    case OP_LINEAR:
+        if (n->lead)
+            fprintf(f, " {launched with %%%d}", n->lead->id);
+        break;
     default: break;
     }
 }
@@ -110,7 +121,7 @@ void ir_print_node(const Node *n, FILE *f)
 
 const char *ir_kernel_family_name(KernelFamily f)
 {
-    static const char *const names[] = {"gemv", "mma", "attn_split", "attn_rows"};
+    static const char *const names[] = {"gemv", "mma", "attn_split", "attn_rows", "attn_mma", "norm_rows", "norm_in_gemv"};
     return (unsigned)f < sizeof names / sizeof *names ? names[f] : "?";
 }
 
@@ -127,7 +138,7 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
         fprintf(f, " m16n8k16 tile=%dx%dx%d warps=%d%s", k->p[0], k->p[1], k->p[2], k->p[3], k->p[4] ? " a=hi+lo" : "");
         break;
     case KF_ATTN_SPLIT: fprintf(f, " keys/split=%d", k->p[0]); break;
-    case KF_ATTN_ROWS: break;
+    case KF_ATTN_ROWS: case KF_ATTN_MMA: case KF_NORM_ROWS: case KF_NORM_IN_GEMV: break;
     }
     if (k->why)
         fprintf(f, " -- %s", k->why);

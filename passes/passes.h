@@ -60,6 +60,7 @@ extern const int pass_count;
 bool pass_run_pipeline(Compilation *c, const PassOptions *o);
 bool pass_exists(const char *name);
 
-PassFn pass_lower, pass_infer_shapes, pass_fold, pass_fuse_elementwise, pass_plan_memory, pass_select_kernels;
+PassFn pass_lower, pass_infer_shapes, pass_fold, pass_fuse_elementwise, pass_epilogue, pass_plan_memory,
+    pass_select_kernels;
 
 #endif

@@ -12,6 +12,7 @@ const Pass pass_pipeline[] = {
     {"infer", pass_infer_shapes, "shape and dtype inference; user-facing shape checks"},
     {"fold", pass_fold, "fold reshapes that undo each other, common subexpressions, dead nodes"},
     {"fuse", pass_fuse_elementwise, "fuse chains of elementwise ops into one kernel"},
+    {"epilogue", pass_epilogue, "CUDA: linears absorb the elementwise ops they feed; linears of one input share a launch"},
     {"plan", pass_plan_memory, "activation buffers: liveness and slot reuse"},
     {"select", pass_select_kernels, "CUDA: kernel family and tile sizes per op, shape and GPU (heuristic dataflow)"},
 };

@@ -5,7 +5,8 @@
  * their operand's slot; leaves (inputs, weights) get none (the runtime binds
  * them).  Slots are reused by liveness: a node may take a slot whose every
  * occupant's last reader ran strictly before it (a kernel never writes a
- * buffer it reads).  Outputs live to the end.  Slot sizes are bytes per token
+ * buffer it reads); a linear grouped with a lead (pass "epilogue") counts as
+ * written where its lead runs.  Outputs live to the end.  Slot sizes are bytes per token
  * plus a constant, so the runtime sizes them for the longest step it runs.
  * Guarantees: g->nslots, g->slot_per_tok/slot_const.  A graph with unbound
  * parameters (c->unbound: `modelc check` without a config) has unknown dims
@@ -71,9 +72,11 @@ bool pass_plan_memory(Compilation *c)
                        ir_op_name(nd->op), ir_shape_str(c->arena, nd));
             return false;
         }
+        /* a grouped linear is written by its lead's launch */
+        int at = nd->lead ? nd->lead->id : i;
         int s = -1;
         for (int k = 0; k < g->nslots; k++)
-            if (slot_free_after[k] < i) {
+            if (slot_free_after[k] < at) {
                 s = k;
                 break;
             }

@@ -16,10 +16,16 @@
  * to bf16 (8 bits) costs about 1e-2 relative error in the logits of a 16-layer
  * model, to f16 about 1.5e-3 (measured against HF in float32), so each
  * activation goes in as two 16-bit terms, hi + lo, at twice the tensor-core
- * work: the error is then the weights' own.
+ * work: the error is then the weights' own.  Past T = 512 the GEMM is
+ * compute-bound and f16 activations go in as one term, as fp16 frameworks
+ * compute.
+ *   rms_norm              folded into the GEMV variants of the one launch that
+ *                         reads it (each block normalizes its tokens' rows)
  *   attention, T <= 4     split-KV decoding with a unified max (async softmax)
- *   attention, T > 4      16 queries of a head per block against 32-key tiles
- *                         in shared memory, online softmax
+ *   attention, 5..63      16 queries of a head per block against 32-key tiles
+ *                         in shared memory, online softmax, all f32
+ *   attention, T >= 64    FlashAttention-2 on the tensor cores: 64 queries x
+ *                         64-key tiles, f16 operands, f32 accumulators
  *
  * Tensor cores need f16/bf16 weights and K a multiple of 8; otherwise the
  * GEMV kernel runs every step size, four tokens per block row.  On the CPU
@@ -35,20 +41,35 @@ static KernelChoice *choices(Compilation *c, Node *n, int count)
     return n->choice;
 }
 
+/* The rows a linear's launch computes: its own, those of the linears
+ * grouped with it, or (linear_ew) one per product. */
+static int64_t launch_rows(const Graph *g, const Node *n)
+{
+    if (n->op == OP_LINEAR_EW)
+        return n->a.lew.nw * n->src[1]->shape[0];
+    int64_t rows = n->src[1]->shape[0];
+    for (int i = n->id + 1; i < g->n; i++)
+        if (g->nodes[i]->lead == n)
+            rows += g->nodes[i]->src[1]->shape[0];
+    return rows;
+}
+
 static void select_linear(Compilation *c, Node *n, int sms)
 {
     const Node *w = n->src[1];
-    int64_t N = w->shape[0], K = w->shape[1];
+    int64_t N = launch_rows(c->graph, n), K = w->shape[1];
     bool half = w->dt == DT_F16 || w->dt == DT_BF16;
     bool vec = K % 8 == 0 && (half || w->dt == DT_F32);
     bool mma = half && K % 8 == 0;
     KernelChoice *k = choices(c, n, mma ? 5 : 2);
     /* two rows per warp when there are still blocks for every SM (four measured slower on the H100:
-       8B decode 115 tok/s against 123 with two) */
-    int rows = (N + 15) / 16 >= sms ? 2 : 1;
+       8B decode 115 tok/s against 123 with two); one row of each weight for gate/up's two products
+       (two of each: 8B gate+up 115 us against 90 us for the two linears apart) */
+    int rows = (N + 15) / 16 >= sms && n->op != OP_LINEAR_EW ? 2 : 1;
+    int64_t per_warp = n->op == OP_LINEAR_EW ? w->shape[0] : N;   /* a linear_ew's products share rows */
     k[0] = (KernelChoice){.family = KF_GEMV, .min_T = 1, .max_T = 4, .p = {rows, vec},
                           .why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs",
-                                              (long long)N, (long long)((N + 8 * rows - 1) / (8 * rows)), sms)};
+                                              (long long)N, (long long)((per_warp + 8 * rows - 1) / (8 * rows)), sms)};
     if (!mma) {
         k[1] = (KernelChoice){.family = KF_GEMV, .min_T = 5, .p = {rows, vec},
                               .why = half ? "K is not a multiple of 8: no tensor-core path; 4 tokens per block row"
@@ -64,17 +85,76 @@ static void select_linear(Compilation *c, Node *n, int sms)
     k[3] = (KernelChoice){.family = KF_MMA, .min_T = 65, .max_T = 511, .p = {big ? 128 : 64, 128, 32, 8, 1},
                           .why = arena_printf(c->arena, "%lld N tiles %s half of %d SMs", (long long)ntiles,
                                               big ? "fill at least" : "fill less than: smaller M tiles,", sms)};
-    k[4] = (KernelChoice){.family = KF_MMA, .min_T = 512, .p = {128, 128, 32, 8, 1},
-                          .why = "long prompt: 4+ M tiles per N tile fill the SMs"};
+    /* from T = 512 the GEMM is compute-bound: f16 activations go in as one term (as in an fp16
+       framework), bf16 keeps hi + lo (one bf16 term costs ~1e-2 in the logits) */
+    bool one = w->dt == DT_F16;
+    k[4] = (KernelChoice){.family = KF_MMA, .min_T = 512, .p = {128, 128, 32, 8, one ? 0 : 1},
+                          .why = one ? "long prompt: 4+ M tiles per N tile fill the SMs; compute-bound, so f16 "
+                                       "activations as one term"
+                                     : "long prompt: 4+ M tiles per N tile fill the SMs"};
 }
 
 static void select_attention(Compilation *c, Node *n)
 {
-    KernelChoice *k = choices(c, n, 2);
+    int64_t dh = n->src[0]->shape[2];
+    bool tc = dh % 16 == 0 && dh <= 128;
+    KernelChoice *k = choices(c, n, tc ? 3 : 2);
     k[0] = (KernelChoice){.family = KF_ATTN_SPLIT, .min_T = 1, .max_T = 4, .p = {128},
                           .why = "decode: the context split in 128-key pieces, one unified max, pieces summed"};
-    k[1] = (KernelChoice){.family = KF_ATTN_ROWS, .min_T = 5,
-                          .why = "prefill: 16 queries x 32-key tiles in shared memory per block, online softmax"};
+    k[1] = (KernelChoice){.family = KF_ATTN_ROWS, .min_T = 5, .max_T = tc ? 63 : 0,
+                          .why = tc ? "short prompt: 16 queries x 32-key tiles in f32, online softmax"
+                                    : "prefill: 16 queries x 32-key tiles in f32, online softmax (head_dim not a multiple "
+                                      "of 16: no tensor cores)"};
+    if (tc)
+        k[2] = (KernelChoice){.family = KF_ATTN_MMA, .min_T = 64,
+                              .why = "long prompt: FlashAttention-2 tiles of 64 queries x 64 keys on the tensor cores "
+                                     "(f16 operands, f32 sums)"};
+}
+
+/* An rms_norm read by one linear launch alone (as its input x) is folded into
+ * that launch's GEMV variants: each GEMV block normalizes the rows it reads
+ * (its tokens' sums of squares from x, then x * inv * g as it loads), so
+ * decode runs no norm kernel.  Every block reads the whole row again, so not
+ * for launches of more than NORM_FOLD_BLOCKS blocks (the lm_head). */
+enum { NORM_FOLD_BLOCKS = 2048 };
+
+static void select_norm(Compilation *c, Node *r)
+{
+    const Graph *g = c->graph;
+    const Node *launch = NULL;
+    if (r->output || r->rank != 2 || r->shape[0] != DIM_SEQ)
+        return;
+    for (int i = r->id + 1; i < g->n; i++) {
+        const Node *m = g->nodes[i];
+        for (int k = 0; k < m->nsrc; k++) {
+            if (m->src[k] != r)
+                continue;
+            const Node *l = m->lead ? m->lead : m;
+            if (k != 0 || (m->op != OP_LINEAR && m->op != OP_LINEAR_EW) || (launch && launch != l))
+                return;
+            launch = l;
+        }
+    }
+    if (!launch || launch->nchoice == 0 || launch->choice[0].family != KF_GEMV)
+        return;
+    /* the GEMV reads the norm's input where it runs: no kernel may run in between (the plan may reuse its slot) */
+    for (int i = r->id + 1; i < launch->id; i++)
+        if (!(ir_ops[g->nodes[i]->op].flags & (OPF_LEAF | OPF_VIEW)))
+            return;
+    /* a warp computes p[0] rows of each product: a linear_ew's products share their rows */
+    int64_t rows = launch->op == OP_LINEAR_EW ? launch->src[1]->shape[0] : launch_rows(g, launch);
+    int64_t blocks = (rows + 8 * launch->choice[0].p[0] - 1) / (8 * launch->choice[0].p[0]);
+    if (blocks > NORM_FOLD_BLOCKS)
+        return;
+    KernelChoice *k = choices(c, r, launch->nchoice);
+    for (int i = 0; i < launch->nchoice; i++) {
+        const KernelChoice *lc = &launch->choice[i];
+        bool fold = lc->family == KF_GEMV;
+        k[i] = (KernelChoice){.family = fold ? KF_NORM_IN_GEMV : KF_NORM_ROWS, .min_T = lc->min_T, .max_T = lc->max_T,
+                              .why = fold ? arena_printf(c->arena, "no kernel: the GEMV of %%%d normalizes its %lld blocks' rows",
+                                                         launch->id, (long long)blocks)
+                                          : "a block per row, for the tensor-core GEMM that reads it"};
+    }
 }
 
 bool pass_select_kernels(Compilation *c)
@@ -85,10 +165,13 @@ bool pass_select_kernels(Compilation *c)
     Graph *g = c->graph;
     for (int i = 0; i < g->n; i++) {
         Node *n = g->nodes[i];
-        if (n->op == OP_LINEAR)
+        if ((n->op == OP_LINEAR && !n->lead) || n->op == OP_LINEAR_EW)
             select_linear(c, n, sms);
         else if (n->op == OP_ATTENTION)
             select_attention(c, n);
     }
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i]->op == OP_RMS_NORM)
+            select_norm(c, g->nodes[i]);
     return true;
 }

@@ -30,6 +30,13 @@ bool cpu_emit_none(CpuGen *g, Node *n)
     return true;
 }
 
+/* Ops that only a CUDA pass creates (pass "epilogue" runs for CUDA alone). */
+bool cpu_emit_cuda_only(CpuGen *g, Node *n)
+{
+    (void)g;
+    IR_BUG("%s reached the CPU code generator", ir_op_name(n->op));
+}
+
 /* ---- dot products -------------------------------------------------------- */
 
 /* out[r*U + u] = sum_k w[wrow[r] + k] * x[xoff[u] + k], k < K: R weight rows

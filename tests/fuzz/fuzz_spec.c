@@ -4,7 +4,8 @@
  * fe_parse_string and fe_check on the input, as `modelc check` does; the
  * diagnostics rendered (diag_print, with its source excerpt and caret) to
  * /dev/null.  A spec that checks goes through the whole pipeline (lower,
- * infer, fold, fuse, plan; no codegen) with a small fixed config.json that
+ * infer, fold, fuse, epilogue, plan, select; no codegen; CUDA target for
+ * odd-sized inputs, CPU otherwise) with a small fixed config.json that
  * binds the keys models/llama.mdl and models/mlp.mdl read (small sizes, so
  * graphs stay small), and --set overrides for those of a few parameter names
  * that the spec declares at top level (an unknown --set name is an error
@@ -72,8 +73,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 names[nset] = set_candidates[i][0];
                 values[nset++] = set_candidates[i][1];
             }
+        /* odd-sized inputs compile for CUDA (sm_90, no codegen): passes epilogue and select run too */
         CompileEnv env = {.config = config, .config_path = "config.json", .nset = nset,
-                          .set_names = names, .set_values = values};
+                          .set_names = names, .set_values = values,
+                          .target = (size & 1) ? RT_TARGET_CUDA : RT_TARGET_CPU, .sm = 90, .sms = 132};
         Compilation comp = {.arena = a, .diags = &d, .module = m, .env = &env};
         PassOptions po = {.dump = devnull};
         bool ok = pass_run_pipeline(&comp, &po);
