@@ -40,7 +40,25 @@ enum {
     CU_STREAM_NON_BLOCKING = 1,
     CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
     CU_EVENT_DEFAULT = 0,
+    CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6,
 };
+
+/* cuLaunchKernelEx's configuration (cuda.h, CUDA 12+), for programmatic
+ * dependent launch on sm_90 */
+typedef struct CUlaunchAttribute {
+    int id;
+    char pad[4];
+    union {
+        char bytes[64];
+        int programmatic_stream_serialization;
+    } value;
+} CUlaunchAttribute;
+typedef struct CUlaunchConfig {
+    unsigned grid[3], block[3], smem;
+    CUstream stream;
+    CUlaunchAttribute *attrs;
+    unsigned nattrs;
+} CUlaunchConfig;
 
 #define CU_FUNCS(X)                                                                                          \
     X(cuInit, (unsigned))                                                                                    \
@@ -89,6 +107,7 @@ static struct {
     void *lib;
     bool tried;
     char why[512];
+    CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);   /* NULL: driver < 12 */
 #define DECL(name, args) CUresult (*name) args;
     CU_FUNCS(DECL)
 #undef DECL
@@ -115,6 +134,7 @@ static bool cu_load(RtErr *err)
     }
     CU_FUNCS(LOAD)
 #undef LOAD
+    *(void **)&cu.cuLaunchKernelEx = dlsym(cu.lib, "cuLaunchKernelEx");
     void *v2 = dlsym(cu.lib, "cuEventElapsedTime_v2");   /* CUDA 12.8+: the current entry point */
     if (v2)
         *(void **)&cu.cuEventElapsedTime = v2;
@@ -195,6 +215,7 @@ struct RtGpuSession {
     float *hlogits;           /* pinned: max_step * vocab (or vocab when last_row) */
     int64_t max_step, max_ctx, vocab;
     bool last_row;
+    bool pdl;                 /* sm_90+: kernels start while the one before finishes (pdl_wait in each) */
     CUgraph graph[2];         /* decode step: [0] logits back, [1] argmax back */
     CUgraphExec exec[2];
     double *prof;
@@ -270,8 +291,9 @@ bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSe
          CK(cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, g->dev));
     if (ok && major * 10 + minor < p->sm)
         ok = rt_fail(err, "the program was compiled for sm_%d, but %s is sm_%d%d", p->sm, name, major, minor);
-    snprintf(g->device, sizeof g->device, "cuda: %s (sm_%d%d, %d SMs), kernels for sm_%d", name, major, minor, sms,
-             p->sm);
+    g->pdl = p->sm >= 90 && major >= 9 && cu.cuLaunchKernelEx && !getenv("MODELC_NO_PDL");
+    snprintf(g->device, sizeof g->device, "cuda: %s (sm_%d%d, %d SMs), kernels for sm_%d%s", name, major, minor, sms,
+             p->sm, g->pdl ? ", programmatic dependent launch" : "");
     ok = ok && CK(cuStreamCreate(&g->stream, CU_STREAM_NON_BLOCKING));
     if (ok) {
         CUresult r = cu.cuModuleLoadData(&g->mod, p->cubin);
@@ -407,6 +429,7 @@ static unsigned grid_dim(const RtLaunch *L, int d, int64_t T, int64_t max_ctx)
 static bool enqueue(RtGpuSession *g, int64_t T, int64_t T_tail, RtErr *err)
 {
     const RtProgram *p = g->p;
+    int kernels = 0;
     for (int l = 0; l < p->nlaunch; l++) {
         const RtLaunch *L = &p->launch[l];
         int64_t t = L->tail ? T_tail : T;
@@ -418,8 +441,17 @@ static bool enqueue(RtGpuSession *g, int64_t T, int64_t T_tail, RtErr *err)
             continue;
         if (g->prof && !CK(cuEventRecord(g->ev[2 * l], g->stream)))
             return false;
-        CUresult r = cu.cuLaunchKernel(g->gl[l].fn, gx, gy, gz, (unsigned)L->block, 1, 1, (unsigned)L->smem,
-                                       g->stream, g->gl[l].params, NULL);
+        CUresult r;
+        if (g->pdl && !g->prof && kernels) {   /* after a kernel: may start as it finishes */
+            CUlaunchAttribute a = {.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION};
+            a.value.programmatic_stream_serialization = 1;
+            CUlaunchConfig c = {{gx, gy, gz}, {(unsigned)L->block, 1, 1}, (unsigned)L->smem, g->stream, &a, 1};
+            r = cu.cuLaunchKernelEx(&c, g->gl[l].fn, g->gl[l].params, NULL);
+        } else {
+            r = cu.cuLaunchKernel(g->gl[l].fn, gx, gy, gz, (unsigned)L->block, 1, 1, (unsigned)L->smem, g->stream,
+                                  g->gl[l].params, NULL);
+        }
+        kernels++;
         if (r != CUDA_SUCCESS) {
             char call[300];
             snprintf(call, sizeof call, "launching %s (%s)", L->kernel, L->what ? L->what : "");

@@ -62,10 +62,23 @@ static char *replace_all(Arena *a, const char *s, const char *from, const char *
     return out;
 }
 
+/* Every kernel starts with pdl_begin() (prelude.cu) unless its template
+ * placed pdl_wait() itself, after work that reads no activation. */
+static const char *with_pdl(Arena *a, const char *text)
+{
+    if (strstr(text, "pdl_wait()"))
+        return arena_strdup(a, text);
+    const char *k = strstr(text, "__global__");
+    const char *body = k ? strstr(k, "\n{\n") : NULL;
+    IR_ASSERT(body);
+    body += 3;
+    return arena_printf(a, "%.*s    pdl_begin();\n%s", (int)(body - text), text, body);
+}
+
 const char *cg_kernel(CudaGen *g, const Node *n, KText *t, const char *suffix)
 {
     fclose(t->f);
-    const char *generic = arena_strdup(g->c->arena, t->buf);
+    const char *generic = with_pdl(g->c->arena, t->buf);
     free(t->buf);
     for (int i = 0; i < g->nk; i++)   /* the same template instance: share it */
         if (!strcmp(g->k[i].generic, generic)) {
@@ -90,7 +103,7 @@ int cg_buf(CudaGen *g, const Node *n)
 static bool per_row(const Node *n)
 {
     switch (n->op) {
-    case OP_EMBEDDING: case OP_RMS_NORM: case OP_LINEAR: case OP_SILU: case OP_ADD: case OP_SUB: case OP_MUL:
+    case OP_EMBEDDING: case OP_RMS_NORM: case OP_LINEAR: case OP_LINEAR_EW: case OP_SILU: case OP_ADD: case OP_SUB: case OP_MUL:
     case OP_FUSED: case OP_SOFTMAX: case OP_ARGMAX:
         return n->rank >= 1 && n->shape[0] == DIM_SEQ;
     default:

@@ -127,86 +127,297 @@ static bool emit_rms_norm(CudaGen *g, Node *n)
             w.c, r.skip, r.first, (long long)D, (long long)D, (long long)D, n->a.eps, (long long)D, (long long)D, w.sfx);
     const char *k = cg_kernel(g, n, &t, "");
     int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n)};
-    rows_grid(cg_launch(g, n, k, 3, args, 256), &r);
+    if (!n->nchoice) {
+        rows_grid(cg_launch(g, n, k, 3, args, 256), &r);
+        return true;
+    }
+    for (int i = 0; i < n->nchoice; i++)   /* select folded it into its reader's GEMVs: launch it for the rest */
+        if (n->choice[i].family == KF_NORM_ROWS) {
+            RtLaunch *l = cg_launch(g, n, k, 3, args, 256);
+            rows_grid(l, &r);
+            l->min_T = n->choice[i].min_T;
+            l->max_T = n->choice[i].max_T;
+        }
     return true;
 }
 
 /* ---- linear ------------------------------------------------------------------- */
 
-/* GEMV: each warp computes `rows` outputs for up to 4 tokens (blockIdx.y picks
- * the group of 4), reading each weight row once with 16-byte loads. */
-static const char *gemv_kernel(CudaGen *g, Node *n, const WType *w, const KernelChoice *ch)
+/* What one linear launch computes (pass "epilogue"): a plain linear; a lead
+ * with the linears grouped with it (parts, each with its own weight, width
+ * and output, picked by blockIdx.x); or a linear_ew: nw products of one
+ * width, combined as they are stored by its elementwise program, which also
+ * reads the operands E. */
+typedef struct LinJob {
+    const Node *n;
+    int nparts, nw, ne;
+    const Node *part[3];           /* the nodes whose outputs the launch writes */
+    const Node *w[IR_MAX_SRC];     /* a weight per part (groups), or the nw products' weights */
+    const Node *e[IR_MAX_SRC];
+    const EwProg *prog;            /* NULL: store the product */
+    int64_t N[3], K;
+    WType wt;
+    const Node *norm;              /* the rms_norm that the GEMV variants fold in (select: KF_NORM_IN_GEMV) */
+    WType gt;                      /* its weight's type */
+} LinJob;
+
+static bool lin_job(CudaGen *g, Node *n, LinJob *j)
 {
-    int64_t N = n->src[1]->shape[0], K = n->src[1]->shape[1];
+    *j = (LinJob){.n = n, .K = n->src[1]->shape[1], .nw = 1};
+    if (n->op == OP_LINEAR_EW) {
+        j->nparts = 1;
+        j->part[0] = n;
+        j->N[0] = n->src[1]->shape[0];
+        j->nw = n->a.lew.nw;
+        for (int i = 0; i < j->nw; i++)
+            j->w[i] = n->src[1 + i];
+        for (int i = 1 + j->nw; i < n->nsrc; i++)
+            j->e[j->ne++] = n->src[i];
+        j->prog = &n->a.lew.ew;
+    } else {
+        const Graph *gr = g->c->graph;
+        for (int i = n->id; i < gr->n; i++) {
+            const Node *m = gr->nodes[i];
+            if (m == n || m->lead == n) {
+                IR_ASSERT(j->nparts < 3);
+                j->part[j->nparts] = m;
+                j->w[j->nparts] = m->src[1];
+                j->N[j->nparts++] = m->src[1]->shape[0];
+            }
+        }
+    }
+    const Node *x = n->src[0];
+    if (x->op == OP_RMS_NORM && x->nchoice > 0) {
+        j->norm = x;
+        if (!weight_type(g, x->src[1], &j->gt))
+            return false;
+    }
+    return weight_type(g, n->src[1], &j->wt);
+}
+
+static int lin_nweights(const LinJob *j)
+{
+    return j->nparts > 1 ? j->nparts : j->nw;
+}
+
+/* The buffers a launch takes: X (with a folded norm: its input, then its
+ * weight G), the weights, E, the outputs. */
+static int lin_args(CudaGen *g, const LinJob *j, bool norm, int *args)
+{
+    int k = 0;
+    if (norm) {
+        args[k++] = cg_buf(g, j->norm->src[0]);
+        args[k++] = cg_buf(g, j->norm->src[1]);
+    } else {
+        args[k++] = cg_buf(g, j->n->src[0]);
+    }
+    for (int i = 0; i < lin_nweights(j); i++)
+        args[k++] = cg_buf(g, j->w[i]);
+    for (int i = 0; i < j->ne; i++)
+        args[k++] = cg_buf(g, j->e[i]);
+    for (int i = 0; i < j->nparts; i++)
+        args[k++] = cg_buf(g, j->part[i]);
+    return k;
+}
+
+static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm)
+{
+    fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) KNAME(const RtGpuStep *st, const float *__restrict__ X");
+    if (norm)
+        fprintf(f, ", const %s *__restrict__ G", j->gt.c);
+    for (int i = 0; i < lin_nweights(j); i++)
+        fprintf(f, ", const %s *__restrict__ W%d", wc, i);
+    for (int i = 0; i < j->ne; i++)
+        fprintf(f, ", const float *E%d", i);
+    for (int i = 0; i < j->nparts; i++)
+        fprintf(f, ", float *Y%d", i);
+    fprintf(f, ")\n{\n");
+}
+
+/* Blocks of one part: its width over the columns a block covers. */
+static int lin_blocks(int64_t N, int per_block)
+{
+    return (int)((N + per_block - 1) / per_block);
+}
+
+/* bx (the block within its part), N, Y and Wv[NW] for this block. */
+static void lin_pick_part(FILE *f, const LinJob *j, const char *wc, int per_block)
+{
+    if (j->nparts == 1) {
+        fprintf(f, "    const int bx = blockIdx.x, N = %lld;\n    float *const Y = Y0;\n    const %s *const Wv[NW] = {W0",
+                (long long)j->N[0], wc);
+        for (int i = 1; i < j->nw; i++)
+            fprintf(f, ", W%d", i);
+        fprintf(f, "};\n");
+        return;
+    }
+    fprintf(f, "    int bx = blockIdx.x, N;\n    float *Y;\n    const %s *Wp;\n", wc);
+    int first = 0;
+    for (int i = 0; i < j->nparts; i++) {
+        int nb = lin_blocks(j->N[i], per_block);
+        if (i + 1 < j->nparts)
+            fprintf(f, "    %sif (bx < %d) { bx -= %d; N = %lld; Wp = W%d; Y = Y%d; }\n", i ? "else " : "", first + nb,
+                    first, (long long)j->N[i], i, i);
+        else
+            fprintf(f, "    else { bx -= %d; N = %lld; Wp = W%d; Y = Y%d; }\n", first, (long long)j->N[i], i, i);
+        first += nb;
+    }
+    fprintf(f, "    const %s *const Wv[NW] = {Wp};\n", wc);
+}
+
+static int lin_grid(const LinJob *j, int per_block)
+{
+    int blocks = 0;
+    for (int i = 0; i < j->nparts; i++)
+        blocks += lin_blocks(j->N[i], per_block);
+    return blocks;
+}
+
+static const char *ew_expr(CudaGen *g, const EwProg *p, int nw, const char *idx);
+
+/* The value stored at Y[i] from the products v[0..NW-1]. */
+static const char *lin_value(CudaGen *g, const LinJob *j)
+{
+    return j->prog ? ew_expr(g, j->prog, j->nw, "i") : "v[0]";
+}
+
+static const char *lin_suffix(CudaGen *g, const LinJob *j, const char *kind, int param, const char *more)
+{
+    const Node *w = j->w[0];
+    const char *name = w->name ? w->name : "w";
+    const char *what = j->nparts > 1 ? "_group" : j->prog ? "_ew" : "";
+    return arena_printf(g->c->arena, "_%s%s_%s%d%s", name, what, kind, param, more);
+}
+
+/* GEMV: each warp computes `rows` outputs (of every product) for up to 4
+ * tokens (blockIdx.y picks the group of 4), reading each weight row once
+ * with 16-byte loads. */
+static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *ch)
+{
     int R = ch->p[0];
-    bool vec = ch->p[1];
+    bool vec = ch->p[1], norm = j->norm != NULL;
     KText t;
     FILE *f = cg_text(&t);
+    lin_signature(f, j, j->wt.c, norm);
+    fprintf(f, "    enum { K = %lld, R = %d, NW = %d };\n", (long long)j->K, R, j->nw);
+    lin_pick_part(f, j, j->wt.c, 8 * R);
+    /* the weights do not depend on the kernel before: start pulling this warp's rows into L2
+       (up to 2 lines of 128 bytes per lane and row) before waiting for it.  The next kernel may
+       start once every block is past its loads (pdl_launch after the loop): one kernel ahead */
     fprintf(f,
-            "extern \"C\" __global__ void __launch_bounds__(256) KNAME(const RtGpuStep *st, const float *__restrict__ X, "
-            "const %s *__restrict__ W, float *Y)\n"
-            "{\n"
-            "    enum { N = %lld, K = %lld, R = %d };\n"
             "    const int T = st->T, r0 = st->row0, t0 = blockIdx.y * 4;\n"
-            "    if (t0 >= T) return;\n"
             "    const int nt = min(4, T - t0), lane = threadIdx.x & 31;\n"
-            "    const int n = (blockIdx.x * 8 + (threadIdx.x >> 5)) * R;\n"
+            "    {\n"
+            "        const int n = (bx * 8 + (threadIdx.x >> 5)) * R;\n"
+            "        enum { LINES = (K * (int)sizeof(Wv[0][0]) + 127) / 128 };\n"
+            "#pragma unroll\n"
+            "        for (int q = 0; q < NW; q++)\n"
+            "#pragma unroll\n"
+            "            for (int r = 0; r < R; r++)\n"
+            "                if (t0 == 0 && n + r < N)\n"
+            "                    for (int c = lane; c < LINES && c < 64; c += 32)\n"
+            "                        prefetch_l2((const char *)(Wv[q] + (size_t)(n + r) * K) + c * 128);\n"
+            "    }\n"
+            "    pdl_wait();\n"
+            "    if (t0 >= T) return;\n"
+            "    const float *x = X + (size_t)(r0 + t0) * K;\n");
+    if (norm)   /* the folded rms_norm: each token's 1/rms, by the whole block */
+        fprintf(f,
+                "    __shared__ float sh[32];\n"
+                "    float inv[4];\n"
+                "#pragma unroll\n"
+                "    for (int u = 0; u < 4; u++) {\n"
+                "        float ss = 0.f;\n"
+                "        if (u < nt)\n"
+                "%s"
+                "        inv[u] = u < nt ? 1.0f / sqrtf(block_sum(ss, sh) / %lld.0f + %.9ef) : 0.f;\n"
+                "    }\n",
+                vec ? "            for (int k = threadIdx.x * 4; k < K; k += 1024) {\n"
+                      "                const float4 a = *(const float4 *)(x + (size_t)u * K + k);\n"
+                      "                ss += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;\n"
+                      "            }\n"
+                    : "            for (int k = threadIdx.x; k < K; k += 256) ss += x[(size_t)u * K + k] * x[(size_t)u * K + k];\n",
+                (long long)j->K, j->norm->a.eps);
+    fprintf(f,
+            "    const int n = (bx * 8 + (threadIdx.x >> 5)) * R;\n"
             "    if (n >= N) return;\n"
-            "    float acc[R][4];\n"
+            "    float acc[NW][R][4];\n"
             "#pragma unroll\n"
-            "    for (int r = 0; r < R; r++)\n"
+            "    for (int q = 0; q < NW; q++)\n"
             "#pragma unroll\n"
-            "        for (int u = 0; u < 4; u++) acc[r][u] = 0.f;\n"
-            "    const float *x = X + (size_t)(r0 + t0) * K;\n",
-            w->c, (long long)N, (long long)K, R);
+            "        for (int r = 0; r < R; r++)\n"
+            "#pragma unroll\n"
+            "            for (int u = 0; u < 4; u++) acc[q][r][u] = 0.f;\n");
     if (vec)
         fprintf(f,
                 "#pragma unroll 4\n"
                 "    for (int k = lane * 8; k < K; k += 256) {\n"
-                "        float wv[R][8];\n"
+                "        float wv[NW][R][8];\n"
                 "#pragma unroll\n"
-                "        for (int r = 0; r < R; r++) {\n"
-                "            if (n + r < N) ld8_%s(W, (size_t)(n + r) * K + k, wv[r]);\n"
-                "            else for (int j = 0; j < 8; j++) wv[r][j] = 0.f;\n"
-                "        }\n"
+                "        for (int q = 0; q < NW; q++)\n"
+                "#pragma unroll\n"
+                "            for (int r = 0; r < R; r++) {\n"
+                "                if (n + r < N) ld8_%s(Wv[q], (size_t)(n + r) * K + k, wv[q][r]);\n"
+                "                else for (int e = 0; e < 8; e++) wv[q][r][e] = 0.f;\n"
+                "            }\n"
+                "%s"
                 "#pragma unroll\n"
                 "        for (int u = 0; u < 4; u++) {\n"
                 "            if (u < nt) {\n"
-                "                const float4 a = *(const float4 *)(x + (size_t)u * K + k);\n"
-                "                const float4 b = *(const float4 *)(x + (size_t)u * K + k + 4);\n"
+                "                float4 a = *(const float4 *)(x + (size_t)u * K + k);\n"
+                "                float4 b = *(const float4 *)(x + (size_t)u * K + k + 4);\n"
+                "%s"
                 "#pragma unroll\n"
-                "                for (int r = 0; r < R; r++)\n"
-                "                    acc[r][u] += wv[r][0] * a.x + wv[r][1] * a.y + wv[r][2] * a.z + wv[r][3] * a.w +\n"
-                "                                 wv[r][4] * b.x + wv[r][5] * b.y + wv[r][6] * b.z + wv[r][7] * b.w;\n"
+                "                for (int q = 0; q < NW; q++)\n"
+                "#pragma unroll\n"
+                "                    for (int r = 0; r < R; r++)\n"
+                "                        acc[q][r][u] += wv[q][r][0] * a.x + wv[q][r][1] * a.y + wv[q][r][2] * a.z +\n"
+                "                                        wv[q][r][3] * a.w + wv[q][r][4] * b.x + wv[q][r][5] * b.y +\n"
+                "                                        wv[q][r][6] * b.z + wv[q][r][7] * b.w;\n"
                 "            }\n"
                 "        }\n"
                 "    }\n",
-                w->sfx);
+                j->wt.sfx,
+                norm ? arena_printf(g->c->arena, "        float gv[8];\n        ld8_%s(G, k, gv);\n", j->gt.sfx) : "",
+                norm ? "                a.x *= gv[0] * inv[u]; a.y *= gv[1] * inv[u]; a.z *= gv[2] * inv[u]; a.w *= gv[3] * inv[u];\n"
+                       "                b.x *= gv[4] * inv[u]; b.y *= gv[5] * inv[u]; b.z *= gv[6] * inv[u]; b.w *= gv[7] * inv[u];\n"
+                     : "");
     else
         fprintf(f,
                 "    for (int k = lane; k < K; k += 32) {\n"
-                "        float wv[R];\n"
+                "        float wv[NW][R];\n"
                 "#pragma unroll\n"
-                "        for (int r = 0; r < R; r++) wv[r] = n + r < N ? ldw_%s(W, (size_t)(n + r) * K + k) : 0.f;\n"
+                "        for (int q = 0; q < NW; q++)\n"
+                "#pragma unroll\n"
+                "            for (int r = 0; r < R; r++) wv[q][r] = n + r < N ? ldw_%s(Wv[q], (size_t)(n + r) * K + k) : 0.f;\n"
                 "#pragma unroll\n"
                 "        for (int u = 0; u < 4; u++)\n"
                 "            if (u < nt) {\n"
-                "                const float xv = x[(size_t)u * K + k];\n"
+                "                const float xv = x[(size_t)u * K + k]%s;\n"
                 "#pragma unroll\n"
-                "                for (int r = 0; r < R; r++) acc[r][u] += wv[r] * xv;\n"
+                "                for (int q = 0; q < NW; q++)\n"
+                "#pragma unroll\n"
+                "                    for (int r = 0; r < R; r++) acc[q][r][u] += wv[q][r] * xv;\n"
                 "            }\n"
                 "    }\n",
-                w->sfx);
+                j->wt.sfx, norm ? arena_printf(g->c->arena, " * ldw_%s(G, k) * inv[u]", j->gt.sfx) : "");
     fprintf(f,
+            "    pdl_launch();\n"
             "#pragma unroll\n"
             "    for (int r = 0; r < R; r++)\n"
             "#pragma unroll\n"
             "        for (int u = 0; u < 4; u++) {\n"
-            "            const float v = warp_sum(acc[r][u]);\n"
-            "            if (lane == 0 && u < nt && n + r < N) Y[(size_t)(r0 + t0 + u) * N + n + r] = v;\n"
+            "            float v[NW];\n"
+            "#pragma unroll\n"
+            "            for (int q = 0; q < NW; q++) v[q] = warp_sum(acc[q][r][u]);\n"
+            "            if (lane == 0 && u < nt && n + r < N) {\n"
+            "                const size_t i = (size_t)(r0 + t0 + u) * N + n + r;\n"
+            "                Y[i] = %s;\n"
+            "            }\n"
             "        }\n"
-            "}\n");
-    return cg_kernel(g, n, &t, arena_printf(g->c->arena, "_%s_gemv%d", n->src[1]->name ? n->src[1]->name : "w", R));
+            "}\n",
+            lin_value(g, j));
+    return cg_kernel(g, j->n, &t, lin_suffix(g, j, "gemv", R, ""));
 }
 
 /* Tensor-core GEMM, C[M,N] = A[M,K] W[N,K]^T: a BM x 128 tile per block of 8
@@ -215,26 +426,29 @@ static const char *gemv_kernel(CudaGen *g, Node *n, const WType *w, const Kernel
  * rounded to the weight's 16-bit type as they are stored -- with SPLIT, as
  * two terms hi + lo (lo = a - hi), each multiplied, so the activations keep
  * about 16 bits.  Rows of 40 halves keep the fragment loads free of bank
- * conflicts.  mma.sync m16n8k16, f32 accumulators. */
-static int mma_smem(int BM, bool split)
+ * conflicts.  mma.sync m16n8k16, f32 accumulators.  With two products
+ * (linear_ew), the tile's 128 columns are 64 of each at the same n, and the
+ * epilogue meets them through shared memory. */
+static int mma_smem(int BM, bool split, int nw)
 {
-    return (split ? 2 : 1) * 2 * BM * 40 * 2 + 2 * 128 * 40 * 2;
+    int pipe = (split ? 2 : 1) * 2 * BM * 40 * 2 + 2 * 128 * 40 * 2;
+    int epi = nw == 2 ? BM * 132 * 4 : 0;
+    return pipe > epi ? pipe : epi;
 }
 
-static const char *mma_kernel(CudaGen *g, Node *n, const KernelChoice *ch)
+static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *ch)
 {
-    int64_t N = n->src[1]->shape[0], K = n->src[1]->shape[1];
     int BM = ch->p[0];
     bool split = ch->p[4];
-    const char *ty = n->src[1]->dt == DT_BF16 ? "bf16" : "f16";
+    const char *ty = j->w[0]->dt == DT_BF16 ? "bf16" : "f16";
     KText t;
     FILE *f = cg_text(&t);
+    lin_signature(f, j, "u16", false);
+    fprintf(f, "    enum { K = %lld, BM = %d, NW = %d, BN = 128 / NW, SPLIT = %d, MT = BM / 32, AV = BM / 32, NK = (K + 31) / 32 };\n",
+            (long long)j->K, BM, j->nw, split);
+    lin_pick_part(f, j, "u16", 128 / j->nw);
     fprintf(f,
-            "extern \"C\" __global__ void __launch_bounds__(256) KNAME(const RtGpuStep *st, const float *__restrict__ A, "
-            "const u16 *__restrict__ W, float *C)\n"
-            "{\n"
-            "    enum { N = %lld, K = %lld, BM = %d, SPLIT = %d, MT = BM / 32, AV = BM / 32, NK = (K + 31) / 32 };\n"
-            "    const int M = st->T, r0 = st->row0, m0 = blockIdx.y * BM, n0 = blockIdx.x * 128;\n"
+            "    const int M = st->T, r0 = st->row0, m0 = blockIdx.y * BM, n0 = bx * BN;\n"
             "    if (m0 >= M) return;\n"
             "    extern __shared__ __align__(16) u16 smem[];\n"
             "    typedef u16 Tile[BM][40];\n"
@@ -247,32 +461,33 @@ static const char *mma_kernel(CudaGen *g, Node *n, const KernelChoice *ch)
             "#pragma unroll\n"
             "    for (int i = 0; i < MT; i++)\n"
             "#pragma unroll\n"
-            "        for (int j = 0; j < 4; j++)\n"
+            "        for (int c = 0; c < 4; c++)\n"
             "#pragma unroll\n"
-            "            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;\n"
+            "            for (int e = 0; e < 4; e++) acc[i][c][e] = 0.f;\n"
             "    float4 ar[AV];\n"
             "#define LOAD_A(kt) \\\n"
-            "    for (int j = 0; j < AV; j++) { \\\n"
-            "        const int fi = tid + j * 256, r = fi >> 3, col = (fi & 7) * 4, gk = (kt) * 32 + col; \\\n"
-            "        ar[j] = (m0 + r < M && gk < K) ? *(const float4 *)(A + (size_t)(r0 + m0 + r) * K + gk) \\\n"
+            "    for (int c = 0; c < AV; c++) { \\\n"
+            "        const int fi = tid + c * 256, r = fi >> 3, col = (fi & 7) * 4, gk = (kt) * 32 + col; \\\n"
+            "        ar[c] = (m0 + r < M && gk < K) ? *(const float4 *)(X + (size_t)(r0 + m0 + r) * K + gk) \\\n"
             "                                       : make_float4(0.f, 0.f, 0.f, 0.f); \\\n"
             "    }\n"
             "#define STORE_A(buf) \\\n"
-            "    for (int j = 0; j < AV; j++) { \\\n"
-            "        const int fi = tid + j * 256, r = fi >> 3, col = (fi & 7) * 4; \\\n"
-            "        const uint2 hi = make_uint2(pack_%s(ar[j].x, ar[j].y), pack_%s(ar[j].z, ar[j].w)); \\\n"
+            "    for (int c = 0; c < AV; c++) { \\\n"
+            "        const int fi = tid + c * 256, r = fi >> 3, col = (fi & 7) * 4; \\\n"
+            "        const uint2 hi = make_uint2(pack_%s(ar[c].x, ar[c].y), pack_%s(ar[c].z, ar[c].w)); \\\n"
             "        *(uint2 *)&As[buf][r][col] = hi; \\\n"
             "        if (SPLIT) { \\\n"
             "            const float2 h0 = unpack_%s(hi.x), h1 = unpack_%s(hi.y); \\\n"
-            "            *(uint2 *)&Al[buf][r][col] = make_uint2(pack_%s(ar[j].x - h0.x, ar[j].y - h0.y), \\\n"
-            "                                                    pack_%s(ar[j].z - h1.x, ar[j].w - h1.y)); \\\n"
+            "            *(uint2 *)&Al[buf][r][col] = make_uint2(pack_%s(ar[c].x - h0.x, ar[c].y - h0.y), \\\n"
+            "                                                    pack_%s(ar[c].z - h1.x, ar[c].w - h1.y)); \\\n"
             "        } \\\n"
             "    }\n"
             "#define LOAD_B(buf, kt) \\\n"
-            "    for (int j = 0; j < 2; j++) { \\\n"
-            "        const int fi = tid + j * 256, r = fi >> 2, col = (fi & 3) * 8, gk = (kt) * 32 + col, nn = n0 + r; \\\n"
+            "    for (int c = 0; c < 2; c++) { \\\n"
+            "        const int fi = tid + c * 256, r = fi >> 2, col = (fi & 3) * 8, gk = (kt) * 32 + col; \\\n"
+            "        const int q = r / BN, nn = n0 + r %% BN; \\\n"
             "        const bool ok = nn < N && gk < K; \\\n"
-            "        cp_async16(&Bs[buf][r][col], W + (ok ? (size_t)nn * K + gk : 0), ok ? 16 : 0); \\\n"
+            "        cp_async16(&Bs[buf][r][col], Wv[q] + (ok ? (size_t)nn * K + gk : 0), ok ? 16 : 0); \\\n"
             "    } \\\n"
             "    cp_async_commit();\n"
             "#define MMA(acc, a, b) \\\n"
@@ -295,31 +510,26 @@ static const char *mma_kernel(CudaGen *g, Node *n, const KernelChoice *ch)
             "        for (int kk = 0; kk < 32; kk += 16) {\n"
             "            u32 a[MT][4], al[MT][4], b[4][2];\n"
             "#pragma unroll\n"
-            "            for (int i = 0; i < MT; i++) {\n"
-            "                const int row = wm * (BM / 2) + i * 16 + gq;\n"
-            "                a[i][0] = *(const u32 *)&As[cur][row][kk + 2 * cq];\n"
-            "                a[i][1] = *(const u32 *)&As[cur][row + 8][kk + 2 * cq];\n"
-            "                a[i][2] = *(const u32 *)&As[cur][row][kk + 2 * cq + 8];\n"
-            "                a[i][3] = *(const u32 *)&As[cur][row + 8][kk + 2 * cq + 8];\n"
-            "                if (SPLIT) {\n"
-            "                    al[i][0] = *(const u32 *)&Al[cur][row][kk + 2 * cq];\n"
-            "                    al[i][1] = *(const u32 *)&Al[cur][row + 8][kk + 2 * cq];\n"
-            "                    al[i][2] = *(const u32 *)&Al[cur][row][kk + 2 * cq + 8];\n"
-            "                    al[i][3] = *(const u32 *)&Al[cur][row + 8][kk + 2 * cq + 8];\n"
-            "                }\n"
+            "            for (int i = 0; i < MT; i++) {   // ldmatrix: lanes 0-15 rows at k, 16-31 the same rows at k + 8\n"
+            "                const int row = wm * (BM / 2) + i * 16 + (lane & 15), col = kk + (lane >> 4) * 8;\n"
+            "                ldsm_x4(a[i], &As[cur][row][col]);\n"
+            "                if (SPLIT) ldsm_x4(al[i], &Al[cur][row][col]);\n"
             "            }\n"
             "#pragma unroll\n"
-            "            for (int j = 0; j < 4; j++) {\n"
-            "                const int col = wn * 32 + j * 8 + gq;\n"
-            "                b[j][0] = *(const u32 *)&Bs[cur][col][kk + 2 * cq];\n"
-            "                b[j][1] = *(const u32 *)&Bs[cur][col][kk + 2 * cq + 8];\n"
+            "            for (int c = 0; c < 4; c += 2) {   // two n tiles of 8 per ldmatrix.x4\n"
+            "                u32 r[4];\n"
+            "                ldsm_x4(r, &Bs[cur][wn * 32 + c * 8 + (lane & 7) + (lane >> 4) * 8][kk + ((lane >> 3) & 1) * 8]);\n"
+            "                b[c][0] = r[0];\n"
+            "                b[c][1] = r[1];\n"
+            "                b[c + 1][0] = r[2];\n"
+            "                b[c + 1][1] = r[3];\n"
             "            }\n"
             "#pragma unroll\n"
             "            for (int i = 0; i < MT; i++)\n"
             "#pragma unroll\n"
-            "                for (int j = 0; j < 4; j++) {\n"
-            "                    MMA(acc[i][j], a[i], b[j]);\n"
-            "                    if (SPLIT) MMA(acc[i][j], al[i], b[j]);\n"
+            "                for (int c = 0; c < 4; c++) {\n"
+            "                    MMA(acc[i][c], a[i], b[c]);\n"
+            "                    if (SPLIT) MMA(acc[i][c], al[i], b[c]);\n"
             "                }\n"
             "        }\n"
             "        if (kt + 1 < NK) {\n"
@@ -331,42 +541,73 @@ static const char *mma_kernel(CudaGen *g, Node *n, const KernelChoice *ch)
             "#undef LOAD_A\n"
             "#undef STORE_A\n"
             "#undef LOAD_B\n"
-            "#undef MMA\n"
-            "#pragma unroll\n"
-            "    for (int i = 0; i < MT; i++)\n"
-            "#pragma unroll\n"
-            "        for (int j = 0; j < 4; j++)\n"
-            "#pragma unroll\n"
-            "            for (int e = 0; e < 4; e++) {\n"
-            "                const int row = m0 + wm * (BM / 2) + i * 16 + gq + (e >> 1) * 8;\n"
-            "                const int col = n0 + wn * 32 + j * 8 + 2 * cq + (e & 1);\n"
-            "                if (row < M && col < N) C[(size_t)(r0 + row) * N + col] = acc[i][j][e];\n"
-            "            }\n"
-            "}\n",
-            (long long)N, (long long)K, BM, split, ty, ty, ty, ty, ty, ty, ty, ty);
-    return cg_kernel(g, n, &t, arena_printf(g->c->arena, "_%s_mma%d%s", n->src[1]->name ? n->src[1]->name : "w", BM,
-                                            split ? "s" : ""));
+            "#undef MMA\n",
+            ty, ty, ty, ty, ty, ty, ty, ty);
+    if (j->nw == 1)
+        fprintf(f,
+                "#pragma unroll\n"
+                "    for (int mt = 0; mt < MT; mt++)\n"
+                "#pragma unroll\n"
+                "        for (int c = 0; c < 4; c++)\n"
+                "#pragma unroll\n"
+                "            for (int e = 0; e < 4; e++) {\n"
+                "                const int row = m0 + wm * (BM / 2) + mt * 16 + gq + (e >> 1) * 8;\n"
+                "                const int col = n0 + wn * 32 + c * 8 + 2 * cq + (e & 1);\n"
+                "                if (row < M && col < N) {\n"
+                "                    const size_t i = (size_t)(r0 + row) * N + col;\n"
+                "                    const float v[1] = {acc[mt][c][e]};\n"
+                "                    Y[i] = %s;\n"
+                "                }\n"
+                "            }\n"
+                "}\n",
+                lin_value(g, j));
+    else
+        fprintf(f,
+                "    float (*Cs)[132] = (float (*)[132])smem;   // the pipeline is drained: reuse its memory\n"
+                "#pragma unroll\n"
+                "    for (int i = 0; i < MT; i++)\n"
+                "#pragma unroll\n"
+                "        for (int c = 0; c < 4; c++)\n"
+                "#pragma unroll\n"
+                "            for (int e = 0; e < 4; e++)\n"
+                "                Cs[wm * (BM / 2) + i * 16 + gq + (e >> 1) * 8][wn * 32 + c * 8 + 2 * cq + (e & 1)] = acc[i][c][e];\n"
+                "    __syncthreads();\n"
+                "    for (int e = tid; e < BM * BN; e += 256) {\n"
+                "        const int row = m0 + e / BN, col = n0 + e %% BN;\n"
+                "        if (row < M && col < N) {\n"
+                "            const size_t i = (size_t)(r0 + row) * N + col;\n"
+                "            float v[NW];\n"
+                "#pragma unroll\n"
+                "            for (int q = 0; q < NW; q++) v[q] = Cs[e / BN][q * BN + e %% BN];\n"
+                "            Y[i] = %s;\n"
+                "        }\n"
+                "    }\n"
+                "}\n",
+                lin_value(g, j));
+    return cg_kernel(g, j->n, &t, lin_suffix(g, j, "mma", BM, split ? "s" : ""));
 }
 
 static bool emit_linear(CudaGen *g, Node *n)
 {
-    WType w;
-    if (!weight_type(g, n->src[1], &w))
+    if (n->lead)   /* its lead's launch computes it */
+        return true;
+    LinJob j;
+    if (!lin_job(g, n, &j))
         return false;
-    IR_ASSERT(n->nchoice > 0);
-    int64_t N = n->src[1]->shape[0];
-    int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n)};
+    IR_ASSERT(n->nchoice > 0 && j.nw <= 2);
     for (int i = 0; i < n->nchoice; i++) {
         const KernelChoice *ch = &n->choice[i];
+        int args[8];
+        int nargs = lin_args(g, &j, j.norm && ch->family == KF_GEMV, args);
         RtLaunch *l;
         if (ch->family == KF_GEMV) {
-            l = cg_launch(g, n, gemv_kernel(g, n, &w, ch), 3, args, 256);
-            set_grid(l, (int)((N + 8 * ch->p[0] - 1) / (8 * ch->p[0])), 1, 1);
+            l = cg_launch(g, n, gemv_kernel(g, &j, ch), nargs, args, 256);
+            set_grid(l, lin_grid(&j, 8 * ch->p[0]), 1, 1);
             l->grid_tok[1] = 4;
         } else {
-            l = cg_launch(g, n, mma_kernel(g, n, ch), 3, args, 256);
-            l->smem = mma_smem(ch->p[0], ch->p[4]);
-            set_grid(l, (int)((N + 127) / 128), 1, 1);
+            l = cg_launch(g, n, mma_kernel(g, &j, ch), nargs, args, 256);
+            l->smem = mma_smem(ch->p[0], ch->p[4], j.nw);
+            set_grid(l, lin_grid(&j, 128 / j.nw), 1, 1);
             l->grid_tok[1] = ch->p[0];
         }
         l->min_T = ch->min_T;
@@ -377,36 +618,46 @@ static bool emit_linear(CudaGen *g, Node *n)
 
 /* ---- rope ----------------------------------------------------------------------- */
 
-static bool emit_rope(CudaGen *g, Node *n)
+/* Rotary embedding as a device function of the kernel, KNAME_rope(x, d,
+ * pos): element d of the head row x rotated for position pos, the angles in
+ * f32 as transformers computes them (inv_freq * position, then cos, sin). */
+static void rope_fn(CudaGen *g, FILE *f, const RopeAttr *r, int64_t dh)
 {
-    int64_t H = n->shape[1], dh = n->shape[2], half = dh / 2;
+    int64_t half = dh / 2;
     double *inv = arena_alloc(g->c->arena, (size_t)half * sizeof *inv);
-    ir_rope_inv_freq(&n->a.rope, dh, inv);
-    KText t;
-    FILE *f = cg_text(&t);
-    /* angles in f32, as transformers computes them (inv_freq * position, then cos and sin) */
+    ir_rope_inv_freq(r, dh, inv);
     fprintf(f, "__constant__ float KNAME_inv[%lld] = {", (long long)half);
     for (int64_t i = 0; i < half; i++)
         fprintf(f, "%s%.9ef", i ? ", " : "", (double)(float)inv[i]);
     fprintf(f,
             "};\n"
+            "DEV float KNAME_rope(const float *x, int d, float pos)\n"
+            "{\n"
+            "    float s, c;\n"
+            "    sincosf(pos * KNAME_inv[d %% %lld], &s, &c);\n"
+            "    return d < %lld ? x[d] * c - x[d + %lld] * s : x[d] * c + x[d - %lld] * s;\n"
+            "}\n",
+            (long long)half, (long long)half, (long long)half, (long long)half);
+}
+
+static bool emit_rope(CudaGen *g, Node *n)
+{
+    int64_t H = n->shape[1], dh = n->shape[2];
+    KText t;
+    FILE *f = cg_text(&t);
+    rope_fn(g, f, &n->a.rope, dh);
+    fprintf(f,
             "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *X, float *Y)\n"
             "{\n"
             "    if ((int)blockIdx.x >= st->T) return;\n"
             "    const int row = st->row0 + blockIdx.x;\n"
             "    const float pos = (float)(st->pos0 + row);\n"
             "    for (int e = threadIdx.x; e < %lld; e += 128) {\n"
-            "        const int h = e / %lld, i = e %% %lld;\n"
-            "        float sf, cf;\n"
-            "        sincosf(pos * KNAME_inv[i], &sf, &cf);\n"
-            "        const size_t o = ((size_t)row * %lld + h) * %lld + i;\n"
-            "        const float a = X[o], b = X[o + %lld];\n"
-            "        Y[o] = a * cf - b * sf;\n"
-            "        Y[o + %lld] = b * cf + a * sf;\n"
+            "        const size_t o = (size_t)row * %lld + e / %lld * %lld;\n"
+            "        Y[o + e %% %lld] = KNAME_rope(X + o, e %% %lld, pos);\n"
             "    }\n"
             "}\n",
-            (long long)(H * half), (long long)half, (long long)half, (long long)H, (long long)dh, (long long)half,
-            (long long)half);
+            (long long)(H * dh), (long long)(H * dh), (long long)dh, (long long)dh, (long long)dh, (long long)dh);
     const char *k = cg_kernel(g, n, &t, "");
     int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n)};
     RtLaunch *l = cg_launch(g, n, k, 2, args, 128);
@@ -425,7 +676,7 @@ static bool emit_rope(CudaGen *g, Node *n)
 
 /* One query row of one head against keys [j0, j1) of the cache: 4 warps, a
  * key per warp at a time, lanes split the head dimension. */
-static void attn_core(FILE *f, int64_t dh)
+static void attn_core(FILE *f, int64_t dh, bool rope)
 {
     int nd = (int)((dh + 31) / 32);
     fprintf(f,
@@ -435,7 +686,7 @@ static void attn_core(FILE *f, int64_t dh)
             "    float q[ND], acc[ND], l, mx, phi = %.1ff;\n"
             "    const float *qr = Q + ((size_t)t * HQ + h) * DH;\n"
             "#pragma unroll\n"
-            "    for (int i = 0; i < ND; i++) q[i] = lane + 32 * i < DH ? qr[lane + 32 * i] * SCALE : 0.f;\n"
+            "    for (int i = 0; i < ND; i++) q[i] = lane + 32 * i < DH ? %s * SCALE : 0.f;\n"
             "    for (int pass = 0; pass < 2; pass++) {\n"
             "        l = 0.f;\n"
             "        mx = NEG_INF;\n"
@@ -465,11 +716,14 @@ static void attn_core(FILE *f, int64_t dh)
             "    if (lane == 0) sl[warp] = l;\n"
             "    __syncthreads();\n"
             "    const float lt = sl[0] + sl[1] + sl[2] + sl[3];\n",
-            (long long)dh, nd, ATTN_PHI, ATTN_PHI_RANGE, ATTN_PHI_RANGE);
+            (long long)dh, nd, ATTN_PHI, rope ? "KNAME_rope(qr, lane + 32 * i, (float)(pos0 + t))" : "qr[lane + 32 * i]",
+            ATTN_PHI_RANGE, ATTN_PHI_RANGE);
 }
 
-static void attn_head(FILE *f, const Node *n, const char *out_name)
+static void attn_head(CudaGen *g, FILE *f, const Node *n, const char *out_name)
 {
+    if (n->a.attn.rope)
+        rope_fn(g, f, &n->a.attn.rope_attr, n->src[0]->shape[2]);
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1];
     double scale = ir_attention_scale(n);
     fprintf(f,
@@ -496,6 +750,148 @@ static int kv_cache(CudaGen *g, const Node *n, int which)
     return id;
 }
 
+/* Prefill attention on the tensor cores (FlashAttention-2's loop): 64 queries
+ * of one head per block of 4 warps (16 rows each), 64-key tiles of the cache
+ * rounded to f16 in shared memory (V transposed), S = Q K^T and O += P V by
+ * mma.sync m16n8k16 with f32 accumulators, the online softmax in registers
+ * in base 2 (the scale folded into q with log2 e).  q, k, v and p are f16
+ * operands, so select keeps the f32 tiles for short prompts. */
+static const char *attn_mma_kernel(CudaGen *g, const Node *n)
+{
+    int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
+    bool rope = n->a.attn.rope;
+    KText t;
+    FILE *f = cg_text(&t);
+    if (rope)
+        rope_fn(g, f, &n->a.attn.rope_attr, dh);
+    fprintf(f,
+            "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, "
+            "const float *Kc, const float *Vc, float *O)\n"
+            "{\n"
+            "    enum { HQ = %lld, HKV = %lld, DH = %lld, BQ = 64, BK = 64, KD = DH / 16, ND = DH / 8, KP = DH + 8, VP = BK + 8 };\n"
+            "    const float SCALE = %.9ef;   // the score scale times log2(e)\n"
+            "    __shared__ __align__(16) u16 Ks[BK][KP];   // first the q tile\n"
+            "    __shared__ __align__(16) u16 Vt[DH][VP];\n"
+            "    const int T = st->T, pos0 = st->pos0, t0 = blockIdx.x * BQ, h = blockIdx.y, kvh = h / (HQ / HKV);\n"
+            "    if (t0 >= T) return;\n"
+            "    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, cq = lane & 3;\n"
+            "    for (int e = tid; e < BQ * DH / 4; e += 128) {\n"
+            "        const int i = e / (DH / 4), d = e %% (DH / 4) * 4;\n"
+            "        float v[4] = {0.f, 0.f, 0.f, 0.f};\n"
+            "        if (t0 + i < T) {\n"
+            "            const float *qr = Q + ((size_t)(t0 + i) * HQ + h) * DH;\n"
+            "#pragma unroll\n"
+            "            for (int c = 0; c < 4; c++) v[c] = %s * SCALE;\n"
+            "        }\n"
+            "        *(uint2 *)&Ks[i][d] = make_uint2(pack_f16(v[0], v[1]), pack_f16(v[2], v[3]));\n"
+            "    }\n"
+            "    __syncthreads();\n"
+            "    u32 qf[KD][4];\n"
+            "#pragma unroll\n"
+            "    for (int kd = 0; kd < KD; kd++) {\n"
+            "        const int row = warp * 16 + gq, col = kd * 16 + 2 * cq;\n"
+            "        qf[kd][0] = *(const u32 *)&Ks[row][col];\n"
+            "        qf[kd][1] = *(const u32 *)&Ks[row + 8][col];\n"
+            "        qf[kd][2] = *(const u32 *)&Ks[row][col + 8];\n"
+            "        qf[kd][3] = *(const u32 *)&Ks[row + 8][col + 8];\n"
+            "    }\n"
+            "    float o[ND][4], m[2] = {NEG_INF, NEG_INF}, l[2] = {0.f, 0.f};\n"
+            "#pragma unroll\n"
+            "    for (int i = 0; i < ND; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;\n"
+            "    const int tr[2] = {t0 + warp * 16 + gq, t0 + warp * 16 + gq + 8};\n"
+            "    int Lr[2];   // keys each of this thread's two rows sees (1 for rows past T: no empty rows)\n"
+            "#pragma unroll\n"
+            "    for (int r = 0; r < 2; r++) { const int t = tr[r]; Lr[r] = t < T ? %s : 1; }\n"
+            "    const int tl = min(T, t0 + BQ) - 1, Lmax = %s;\n"
+            "#define MMA16(acc, a, b0, b1) \\\n"
+            "    asm volatile(\"mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%%0,%%1,%%2,%%3}, {%%4,%%5,%%6,%%7}, \" \\\n"
+            "                 \"{%%8,%%9}, {%%0,%%1,%%2,%%3};\\n\" \\\n"
+            "                 : \"+f\"(acc[0]), \"+f\"(acc[1]), \"+f\"(acc[2]), \"+f\"(acc[3]) \\\n"
+            "                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b0), \"r\"(b1))\n"
+            "    for (int j0 = 0; j0 < Lmax; j0 += BK) {\n"
+            "        __syncthreads();\n"
+            "        for (int e = tid; e < BK * DH / 4; e += 128) {   // K rows as they are, V a key per lane (transposed)\n"
+            "            const int j = e / (DH / 4), d = e %% (DH / 4) * 4;\n"
+            "            const bool ok = j0 + j < Lmax;\n"
+            "            const float4 kv = ok ? *(const float4 *)(Kc + ((size_t)(j0 + j) * HKV + kvh) * DH + d)\n"
+            "                                 : make_float4(0.f, 0.f, 0.f, 0.f);\n"
+            "            *(uint2 *)&Ks[j][d] = make_uint2(pack_f16(kv.x, kv.y), pack_f16(kv.z, kv.w));\n"
+            "            const int vj = e %% BK, vd = e / BK * 4;\n"
+            "            const float4 vv = j0 + vj < Lmax ? *(const float4 *)(Vc + ((size_t)(j0 + vj) * HKV + kvh) * DH + vd)\n"
+            "                                             : make_float4(0.f, 0.f, 0.f, 0.f);\n"
+            "            const u32 v01 = pack_f16(vv.x, vv.y), v23 = pack_f16(vv.z, vv.w);\n"
+            "            Vt[vd][vj] = (u16)(v01 & 0xffffu);\n"
+            "            Vt[vd + 1][vj] = (u16)(v01 >> 16);\n"
+            "            Vt[vd + 2][vj] = (u16)(v23 & 0xffffu);\n"
+            "            Vt[vd + 3][vj] = (u16)(v23 >> 16);\n"
+            "        }\n"
+            "        __syncthreads();\n"
+            "        float s[BK / 8][4];\n"
+            "#pragma unroll\n"
+            "        for (int nt = 0; nt < BK / 8; nt++) {\n"
+            "            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;\n"
+            "#pragma unroll\n"
+            "            for (int kd = 0; kd < KD; kd++)\n"
+            "                MMA16(s[nt], qf[kd], *(const u32 *)&Ks[nt * 8 + gq][kd * 16 + 2 * cq],\n"
+            "                      *(const u32 *)&Ks[nt * 8 + gq][kd * 16 + 2 * cq + 8]);\n"
+            "        }\n"
+            "        float mx[2] = {m[0], m[1]};\n"
+            "#pragma unroll\n"
+            "        for (int nt = 0; nt < BK / 8; nt++)\n"
+            "#pragma unroll\n"
+            "            for (int e = 0; e < 4; e++) {\n"
+            "                if (j0 + nt * 8 + 2 * cq + (e & 1) >= Lr[e >> 1]) s[nt][e] = NEG_INF;\n"
+            "                mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);\n"
+            "            }\n"
+            "        float a[2], rs[2] = {0.f, 0.f};\n"
+            "#pragma unroll\n"
+            "        for (int r = 0; r < 2; r++) {\n"
+            "            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));\n"
+            "            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));\n"
+            "            a[r] = exp2f(m[r] - mx[r]);\n"
+            "            m[r] = mx[r];\n"
+            "        }\n"
+            "#pragma unroll\n"
+            "        for (int nt = 0; nt < BK / 8; nt++)\n"
+            "#pragma unroll\n"
+            "            for (int e = 0; e < 4; e++) {\n"
+            "                s[nt][e] = exp2f(s[nt][e] - mx[e >> 1]);\n"
+            "                rs[e >> 1] += s[nt][e];\n"
+            "            }\n"
+            "#pragma unroll\n"
+            "        for (int r = 0; r < 2; r++) l[r] = l[r] * a[r] + rs[r];\n"
+            "#pragma unroll\n"
+            "        for (int i = 0; i < ND; i++) { o[i][0] *= a[0]; o[i][1] *= a[0]; o[i][2] *= a[1]; o[i][3] *= a[1]; }\n"
+            "#pragma unroll\n"
+            "        for (int kk = 0; kk < BK / 16; kk++) {\n"
+            "            const u32 p[4] = {pack_f16(s[2 * kk][0], s[2 * kk][1]), pack_f16(s[2 * kk][2], s[2 * kk][3]),\n"
+            "                              pack_f16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_f16(s[2 * kk + 1][2], s[2 * kk + 1][3])};\n"
+            "#pragma unroll\n"
+            "            for (int i = 0; i < ND; i++)\n"
+            "                MMA16(o[i], p, *(const u32 *)&Vt[i * 8 + gq][kk * 16 + 2 * cq],\n"
+            "                      *(const u32 *)&Vt[i * 8 + gq][kk * 16 + 2 * cq + 8]);\n"
+            "        }\n"
+            "    }\n"
+            "#undef MMA16\n"
+            "#pragma unroll\n"
+            "    for (int r = 0; r < 2; r++) {\n"
+            "        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);\n"
+            "        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);\n"
+            "    }\n"
+            "#pragma unroll\n"
+            "    for (int i = 0; i < ND; i++)\n"
+            "#pragma unroll\n"
+            "        for (int e = 0; e < 4; e++) {\n"
+            "            const int t = tr[e >> 1];\n"
+            "            if (t < T) O[((size_t)t * HQ + h) * DH + i * 8 + 2 * cq + (e & 1)] = o[i][e] / l[e >> 1];\n"
+            "        }\n"
+            "}\n",
+            (long long)hq, (long long)hkv, (long long)dh, ir_attention_scale(n) * 1.4426950408889634,
+            rope ? "KNAME_rope(qr, d + c, (float)(pos0 + t0 + i))" : "qr[d + c]",
+            n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T", n->a.attn.causal ? "pos0 + tl + 1" : "pos0 + T");
+    return cg_kernel(g, n, &t, "_fa");
+}
+
 static bool emit_attention(CudaGen *g, Node *n)
 {
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
@@ -508,6 +904,9 @@ static bool emit_attention(CudaGen *g, Node *n)
     KText t;
     /* the step's keys and values into the caches at pos0.. */
     FILE *f = cg_text(&t);
+    bool rope = n->a.attn.rope;
+    if (rope)   /* pass "epilogue" moved k's rotation here */
+        rope_fn(g, f, &n->a.attn.rope_attr, dh);
     fprintf(f,
             "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *K, const float *V, "
             "float *Kc, float *Vc)\n"
@@ -515,11 +914,14 @@ static bool emit_attention(CudaGen *g, Node *n)
             "    if ((int)blockIdx.x >= st->T) return;\n"
             "    const size_t src = (size_t)blockIdx.x * %lld, dst = (size_t)(st->pos0 + blockIdx.x) * %lld;\n"
             "    for (int e = threadIdx.x; e < %lld; e += 128) {\n"
-            "        Kc[dst + e] = K[src + e];\n"
+            "        Kc[dst + e] = %s;\n"
             "        Vc[dst + e] = V[src + e];\n"
             "    }\n"
             "}\n",
-            (long long)(hkv * dh), (long long)(hkv * dh), (long long)(hkv * dh));
+            (long long)(hkv * dh), (long long)(hkv * dh), (long long)(hkv * dh),
+            rope ? arena_printf(g->c->arena, "KNAME_rope(K + src + e / %lld * %lld, e %% %lld, (float)(st->pos0 + blockIdx.x))",
+                                (long long)dh, (long long)dh, (long long)dh)
+                 : "K[src + e]");
     const char *k = cg_kernel(g, n, &t, "_kv_store");
     int sargs[] = {cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc};
     RtLaunch *l = cg_launch(g, n, k, 4, sargs, 128);
@@ -542,12 +944,12 @@ static bool emit_attention(CudaGen *g, Node *n)
             if (per_split > g->scratch_const)
                 g->scratch_const = per_split;
             f = cg_text(&t);
-            attn_head(f, n, "P");
+            attn_head(g, f, n, "P");
             fprintf(f,
                     "    const int j0 = blockIdx.x * %d, j1 = min(L, j0 + %d);\n"
                     "    if (j0 >= L) return;\n",
                     chunk, chunk);
-            attn_core(f, dh);
+            attn_core(f, dh, rope);
             fprintf(f,
                     "    float *o = P + (((size_t)blockIdx.x * 4 + t) * HQ + h) * (DH + 2);\n"
                     "    for (int d = threadIdx.x; d < DH; d += 128) o[d] = sacc[0][d] + sacc[1][d] + sacc[2][d] + sacc[3][d];\n"
@@ -594,12 +996,21 @@ static bool emit_attention(CudaGen *g, Node *n)
             l->grid_tok[1] = 1;
             l->min_T = ch->min_T;
             l->max_T = ch->max_T;
+        } else if (ch->family == KF_ATTN_MMA) {
+            int aargs[] = {cg_buf(g, n->src[0]), kc, vc, cg_buf(g, n)};
+            l = cg_launch(g, n, attn_mma_kernel(g, n), 4, aargs, 128);
+            set_grid(l, 1, (int)hq, 1);
+            l->grid_tok[0] = 64;
+            l->min_T = ch->min_T;
+            l->max_T = ch->max_T;
         } else {
             /* prefill: 16 queries of one head per block (4 per warp) against tiles of
              * 32 keys in shared memory (a key per lane), online softmax per query */
             int nd = (int)((dh + 31) / 32);
             double scale = ir_attention_scale(n);
             f = cg_text(&t);
+            if (rope)
+                rope_fn(g, f, &n->a.attn.rope_attr, dh);
             fprintf(f,
                     "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, "
                     "const float *Kc, const float *Vc, float *O)\n"
@@ -612,7 +1023,7 @@ static bool emit_attention(CudaGen *g, Node *n)
                     "    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
                     "    for (int e = threadIdx.x; e < BQ * DH; e += 128) {\n"
                     "        const int i = e / DH, d = e %% DH;\n"
-                    "        Qs[i][d] = t0 + i < T ? Q[((size_t)(t0 + i) * HQ + h) * DH + d] * SCALE : 0.f;\n"
+                    "        Qs[i][d] = t0 + i < T ? %s * SCALE : 0.f;\n"
                     "    }\n"
                     "    float m[4], l[4], acc[4][ND];\n"
                     "    int Lq[4];\n"
@@ -677,6 +1088,8 @@ static bool emit_attention(CudaGen *g, Node *n)
                     "    }\n"
                     "}\n",
                     (long long)hq, (long long)hkv, (long long)dh, nd, scale,
+                    rope ? "KNAME_rope(Q + ((size_t)(t0 + i) * HQ + h) * DH, d, (float)(pos0 + t0 + i))"
+                         : "Q[((size_t)(t0 + i) * HQ + h) * DH + d]",
                     n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T", n->a.attn.causal ? "pos0 + tl + 1" : "pos0 + T");
             k = cg_kernel(g, n, &t, "_tiles");
             int aargs[] = {cg_buf(g, n->src[0]), kc, vc, cg_buf(g, n)};
@@ -692,13 +1105,19 @@ static bool emit_attention(CudaGen *g, Node *n)
 
 /* ---- elementwise, softmax, argmax ------------------------------------------------ */
 
-static const char *ew_expr(CudaGen *g, const EwProg *p)
+/* A postfix program as a C expression: $a is v[a] for a < nw (a linear's
+ * products), else X(a - nw)[idx] -- E for a linear_ew's operands, X for an
+ * elementwise kernel's (nw 0). */
+static const char *ew_expr(CudaGen *g, const EwProg *p, int nw, const char *idx)
 {
     const char *stack[IR_MAX_EW];
     int sp = 0;
     for (int i = 0; i < p->n; i++) {
         switch ((EwCode)p->code[i]) {
-        case EW_LOAD: stack[sp++] = arena_printf(g->c->arena, "X%d[i]", p->arg[i]); break;
+        case EW_LOAD:
+            stack[sp++] = p->arg[i] < nw ? arena_printf(g->c->arena, "v[%d]", p->arg[i])
+                                         : arena_printf(g->c->arena, "%s%d[%s]", nw ? "E" : "X", p->arg[i] - nw, idx);
+            break;
         case EW_SILU: stack[sp - 1] = arena_printf(g->c->arena, "silu(%s)", stack[sp - 1]); break;
         case EW_ADD: sp--; stack[sp - 1] = arena_printf(g->c->arena, "(%s + %s)", stack[sp - 1], stack[sp]); break;
         case EW_SUB: sp--; stack[sp - 1] = arena_printf(g->c->arena, "(%s - %s)", stack[sp - 1], stack[sp]); break;
@@ -731,7 +1150,7 @@ static bool emit_elementwise(CudaGen *g, Node *n)
             "}\n",
             (long long)per, by_tok ? " || (int)blockIdx.y >= st->T" : "",
             by_tok ? arena_printf(g->c->arena, "(size_t)(st->row0 + blockIdx.y) * %lld", (long long)per) : "(size_t)0",
-            ew_expr(g, &prog));
+            ew_expr(g, &prog, 0, "i"));
     const char *k = cg_kernel(g, n, &t, "");
     int args[IR_MAX_SRC + 1];
     for (int i = 0; i < n->nsrc; i++)
@@ -818,7 +1237,7 @@ bool cuda_emit_node(CudaGen *g, Node *n)
     case OP_INPUT: case OP_WEIGHT: case OP_SPLIT_HEADS: case OP_MERGE_HEADS: return true;
     case OP_EMBEDDING: return emit_embedding(g, n);
     case OP_RMS_NORM: return emit_rms_norm(g, n);
-    case OP_LINEAR: return emit_linear(g, n);
+    case OP_LINEAR: case OP_LINEAR_EW: return emit_linear(g, n);
     case OP_ROPE: return emit_rope(g, n);
     case OP_ATTENTION: return emit_attention(g, n);
     case OP_SILU: case OP_ADD: case OP_SUB: case OP_MUL: case OP_FUSED: return emit_elementwise(g, n);

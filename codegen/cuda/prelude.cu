@@ -103,8 +103,36 @@ DEV void cp_async16(void *smem, const void *gmem, int src_bytes)
     unsigned d = (unsigned)__cvta_generic_to_shared(smem);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(gmem), "r"(src_bytes));
 }
+// four 8x8 b16 matrices from shared memory, one row address per lane (lanes 8i..8i+7: matrix i)
+DEV void ldsm_x4(u32 *r, const void *p)
+{
+    unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
 DEV void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 DEV void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
+
+// Programmatic dependent launch (sm_90): the runtime lets each kernel start
+// while the one before it finishes; pdl_wait() returns once that one is done
+// and its writes are visible, so a kernel touches no activation before it.
+// pdl_launch() lets the next kernel be scheduled.  Both do nothing on older
+// GPUs or when the launch did not ask for it.
+DEV void pdl_launch()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+DEV void pdl_wait()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+DEV void pdl_begin() { pdl_launch(); pdl_wait(); }
+DEV void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 // Greedy decoding on the device: the index of the largest logit of the last
 // row, as a key (ordered float bits << 32 | ~index) so that atomicMax keeps
@@ -113,6 +141,7 @@ DEV void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
 extern "C" __global__ void __launch_bounds__(256) modelc_argmax(const RtGpuStep *st, const float *logits, u64 *best,
                                                                  int vocab)
 {
+    pdl_begin();
     const float *x = logits + (size_t)(st->row0 + st->T - 1) * vocab;
     u64 b = 0;
     for (int i = blockIdx.x * 256 + threadIdx.x; i < vocab; i += gridDim.x * 256) {

@@ -126,14 +126,23 @@ static void check_select(const Shape *s, DType dt)
 {
     Build b;
     build(&b, s, dt, 90);
-    int linears = 0, attns = 0;
+    int linears = 0, attns = 0, norms = 0;
     for (int i = 0; i < b.comp.graph->n; i++) {
         const Node *n = b.comp.graph->nodes[i];
-        if (n->op != OP_LINEAR && n->op != OP_ATTENTION) {
-            assert_int_equal(n->nchoice, 0);
+        bool lin = (n->op == OP_LINEAR && !n->lead) || n->op == OP_LINEAR_EW;
+        if (n->op == OP_RMS_NORM && n->nchoice) {   /* folded into the one GEMV launch that reads it */
+            norms++;
+            assert_int_equal(n->choice[0].family, KF_NORM_IN_GEMV);
+            assert_int_equal(n->choice[0].min_T, 1);
+            /* its own kernel where the reader runs on tensor cores (f16/bf16), none with f32 weights */
+            assert_int_equal(n->choice[n->nchoice - 1].family, dt == DT_F32 ? KF_NORM_IN_GEMV : KF_NORM_ROWS);
             continue;
         }
-        linears += n->op == OP_LINEAR;
+        if (!lin && n->op != OP_ATTENTION) {
+            assert_int_equal(n->nchoice, 0);   /* grouped linears too: their lead's launch computes them */
+            continue;
+        }
+        linears += lin;
         attns += n->op == OP_ATTENTION;
         assert_true(n->nchoice >= 2);
         /* contiguous from T = 1, the last one unbounded */
@@ -149,7 +158,7 @@ static void check_select(const Shape *s, DType dt)
                 assert_int_equal(k->max_T, 0);
             }
         }
-        if (n->op == OP_LINEAR) {
+        if (lin) {
             assert_int_equal(n->choice[0].family, KF_GEMV);
             assert_int_equal(n->choice[0].max_T, 4);
             bool tc = dt != DT_F32 && n->src[1]->shape[1] % 8 == 0;
@@ -161,9 +170,12 @@ static void check_select(const Shape *s, DType dt)
         } else {
             assert_int_equal(n->choice[0].family, KF_ATTN_SPLIT);
             assert_int_equal(n->choice[1].family, KF_ATTN_ROWS);
+            if (n->src[0]->shape[2] % 16 == 0)   /* tensor cores from T = 64 */
+                assert_true(n->nchoice == 3 && n->choice[2].family == KF_ATTN_MMA && n->choice[2].min_T == 64);
         }
     }
     assert_true(linears > 0 && attns > 0);
+    assert_true(norms >= 2 * attns);   /* both norms of every block */
     build_free(&b);
 }
 
@@ -173,6 +185,61 @@ static void test_select(void **state)
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
         check_select(&shapes[i], DT_F16);
         check_select(&shapes[i], DT_F32);
+    }
+}
+
+/* ---- pass epilogue ------------------------------------------------------------- */
+
+/* Per Llama block: q, k and v in one launch (k and v led by q); o_proj and
+ * down absorb their residual adds; gate and up one linear_ew with silu * mul.
+ * Nothing elementwise is left but the final norm's inputs. */
+static void check_epilogue(const Shape *s, DType dt)
+{
+    Build b;
+    build(&b, s, dt, 90);
+    const Graph *g = b.comp.graph;
+    int layers = 0, led = 0, res = 0, gated = 0, elementwise = 0;
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = g->nodes[i];
+        if (n->op == OP_ATTENTION)
+            layers++;
+        if (n->op == OP_LINEAR && n->lead) {
+            led++;
+            assert_ptr_equal(n->lead->src[0], n->src[0]);
+            assert_null(n->lead->lead);
+        }
+        if (ir_ops[n->op].flags & OPF_ELEMENTWISE)
+            elementwise++;
+        if (n->op != OP_LINEAR_EW)
+            continue;
+        const EwProg *p = &n->a.lew.ew;
+        if (n->a.lew.nw == 1) {   /* x W^T + residual */
+            res++;
+            assert_int_equal(n->nsrc, 3);
+            assert_int_equal(p->n, 3);
+            assert_int_equal(p->code[2], EW_ADD);
+        } else {                  /* silu(x Wg^T) * x Wu^T */
+            gated++;
+            assert_int_equal(n->a.lew.nw, 2);
+            assert_int_equal(n->nsrc, 3);
+            assert_int_equal(n->src[1]->shape[0], n->src[2]->shape[0]);
+            assert_int_equal(p->n, 4);
+        }
+    }
+    assert_true(layers > 0);
+    assert_int_equal(led, 2 * layers);
+    assert_int_equal(res, 2 * layers);
+    assert_int_equal(gated, layers);
+    assert_int_equal(elementwise, 0);
+    build_free(&b);
+}
+
+static void test_epilogue(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        check_epilogue(&shapes[i], DT_F16);
+        check_epilogue(&shapes[i], DT_BF16);
     }
 }
 
@@ -192,8 +259,11 @@ static void test_select_cpu_is_untouched(void **state)
     b.comp = (Compilation){.arena = b.arena, .diags = &b.diags, .module = m, .env = &b.env};
     PassOptions po = {0};
     assert_true(pass_run_pipeline(&b.comp, &po));
-    for (int i = 0; i < b.comp.graph->n; i++)
+    for (int i = 0; i < b.comp.graph->n; i++) {
         assert_int_equal(b.comp.graph->nodes[i]->nchoice, 0);
+        assert_int_not_equal(b.comp.graph->nodes[i]->op, OP_LINEAR_EW);   /* pass epilogue is CUDA's alone */
+        assert_null(b.comp.graph->nodes[i]->lead);
+    }
     build_free(&b);
 }
 
@@ -335,6 +405,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_target),
         cmocka_unit_test(test_select),
+        cmocka_unit_test(test_epilogue),
         cmocka_unit_test(test_select_cpu_is_untouched),
         cmocka_unit_test(test_program),
         cmocka_unit_test(test_nvrtc_all_kernels),
