@@ -19,8 +19,8 @@ import argparse, json, os, re, subprocess, sys, time
 HF = ".gpu/hf_llama.py"
 
 
-def sh(cmd, log=None, check=True):
-    r = subprocess.run(cmd, capture_output=True, text=True)
+def sh(cmd, log=None, check=True, env=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **env) if env else None)
     if log:
         with open(log, "w") as f:
             f.write(" ".join(cmd) + "\n" + r.stdout + "\n" + r.stderr)
@@ -60,12 +60,12 @@ def weight_bytes(d):
     return total
 
 
-def modelc_run(modelc, d, ntok, new, vocab, extra, log):
+def modelc_run(modelc, d, ntok, new, vocab, extra, log, env=None):
     import random
     random.seed(ntok)
     toks = ",".join(str(random.randrange(vocab)) for _ in range(ntok))
     r = sh([modelc, "run", "models/llama.mdl", "--weights", d, "--target", "cuda", "--tokens", toks,
-            "--max-new", str(new), "--warmup"] + extra, log)
+            "--max-new", str(new), "--warmup"] + extra, log, env=env)
     m = re.search(r"prompt (\d+) tokens ([\d.]+) ms \(([\d.]+) tok/s\); generated (\d+) tokens, (\d+) decode steps "
                   r"([\d.]+) ms \(([\d.]+) tok/s\)", r.stderr)
     if not m:
@@ -74,17 +74,19 @@ def modelc_run(modelc, d, ntok, new, vocab, extra, log):
 
 
 def profile_rows(text, section):
-    """kernel -> (ms, launches) from one section ('prefill' or 'decode') of --profile output"""
-    rows, on = {}, False
+    """kernel -> (ms per step, launches per step) from one section ('prefill' or 'decode') of --profile output"""
+    rows, on, steps = {}, False, 1
     for line in text.splitlines():
         if line.startswith(section + " profile:"):
             on = True
+            m = re.search(r"profile: (\d+) steps", line)
+            steps = max(1, int(m.group(1))) if m else 1
             continue
-        if on and line.endswith(" profile:") or (on and line.startswith("modelc:")):
-            break
+        if on and (re.match(r"[a-z]+ profile:", line) or line.startswith("modelc:")):
+            break   # the next section (decode follows prefill) or the timing line
         m = re.match(r"\s*([\d.]+)\s+[\d.]+%\s+(\d+)\s+(\S+)", line)
         if on and m:
-            rows[m.group(3)] = (float(m.group(1)), int(m.group(2)))
+            rows[m.group(3)] = (float(m.group(1)) / steps, int(m.group(2)))
     return rows
 
 
@@ -130,9 +132,13 @@ def main():
             pass  # the tied table is read once per token (as the head), stored once
         ceiling = bw / wb
         dec = modelc_run(a.modelc, d, 16, a.new, vocab, [], f"{a.out}/mc-decode-{shape}.log")
+        # the same without programmatic dependent launch (each kernel waits for the last to end)
+        dec0 = modelc_run(a.modelc, d, 16, a.new, vocab, [], f"{a.out}/mc-decode-nopdl-{shape}.log",
+                          env={"MODELC_NO_PDL": "1"})
         pre = modelc_run(a.modelc, d, a.prefill_tokens, 2, vocab, [], f"{a.out}/mc-prefill-{shape}.log")
         row = {"shape": shape, "weight_GB": wb / 1e9, "ceiling_tok_s": ceiling,
-               "modelc_decode_tok_s": dec["decode_tok_s"], "modelc_prefill_tok_s": pre["prefill_tok_s"]}
+               "modelc_decode_tok_s": dec["decode_tok_s"], "modelc_decode_nopdl_tok_s": dec0["decode_tok_s"],
+               "modelc_prefill_tok_s": pre["prefill_tok_s"]}
         if not a.no_hf:
             r = sh(["python3", HF, "bench", "--model", d, "--dtype", "float16", "--new", "128", "--prompt-len",
                     str(a.prefill_tokens)], f"{a.out}/hf-bench-{shape}.log")
@@ -145,35 +151,43 @@ def main():
             cfg = json.load(open(f"{d}/config.json"))
             H, F, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
             hd = H // cfg["num_attention_heads"]
-            shapes = {"q_proj/o_proj": (H, H), "k_proj/v_proj": (cfg["num_key_value_heads"] * hd, H),
-                      "gate/up": (F, H), "down": (H, F), "lm_head": (V, H)}
+            kv = cfg["num_key_value_heads"] * hd
+            # one launch each (pass epilogue): q, k and v together; o_proj and down with their residual add;
+            # gate and up with silu * mul.  cuBLAS gets the same GEMM as one matrix of the launch's rows.
+            shapes = {"qkv (one launch)": (H + 2 * kv, H, ("_wq_group",)),
+                      "o_proj + residual": (H, H, ("_wo_",)),
+                      "gate+up, silu*mul": (2 * F, H, ("_w_up_", "_w_gate_")),
+                      "down + residual": (H, F, ("_w_down_",)),
+                      "lm_head": (V, H, None)}
             for M in (1, 16, 128, 2048):
                 r = modelc_run(a.modelc, d, M if M > 1 else 16, 2 if M > 1 else 16, vocab, ["--profile"],
                                f"{a.out}/mc-profile-{shape}-M{M}.log")
                 rows = profile_rows(r["stderr"], "decode" if M == 1 else "prefill")
-                for name, (N, K) in shapes.items():
-                    want = {"q_proj/o_proj": ("_wq_", "_wo_"), "k_proj/v_proj": ("_wk_", "_wv_"),
-                            "gate/up": ("_w_gate", "_w_up"), "down": ("_w_down",), "lm_head": ("linear_logits", "_L-", "head")}[name]
-                    hits = [(ms, n) for k, (ms, n) in rows.items() if "linear" in k and any(w in k for w in want)]
-                    if name == "lm_head":
+                for name, (N, K, want) in shapes.items():
+                    if want:   # at M > 4 the last layer's tail runs the GEMV on the last row: not this shape
+                        hits = [(ms, n) for k, (ms, n) in rows.items() if "linear" in k and any(w in k for w in want)
+                                and (M <= 4 or "_gemv" not in k)]
+                    else:
                         hits = [(ms, n) for k, (ms, n) in rows.items() if "linear" in k and "_L" not in k]
-                    steps = max(1, sum(n for _, n in hits))
-                    ours = sum(ms for ms, _ in hits) / steps if hits else float("nan")
+                    launches = max(1, sum(n for _, n in hits))
+                    ours = sum(ms for ms, _ in hits) / launches if hits else float("nan")
                     theirs = cublas_ms(M, N, K)
                     gemm.append({"M": M, "op": name, "N": N, "K": K, "modelc_ms": ours, "cublas_ms": theirs})
     json.dump({"bandwidth": bw, "models": results, "gemm": gemm}, open(f"{a.out}/bench.json", "w"), indent=1)
     print(f"\ndecode (batch 1, fp16) and prefill ({a.prefill_tokens} tokens); copy bandwidth {bw / 1e12:.2f} TB/s")
-    print(f"{'shape':<10} {'GB':>6} {'ceiling':>8} {'modelc':>8} {'%ceil':>6} {'HF':>7} {'prefill':>9} {'HF pre':>9} {'x HF':>6}")
+    print(f"{'shape':<10} {'GB':>6} {'ceiling':>8} {'modelc':>8} {'%ceil':>6} {'no PDL':>7} {'HF':>7} {'prefill':>9} "
+          f"{'HF pre':>9} {'x HF':>6}")
     for r in results:
         print(f"{r['shape']:<10} {r['weight_GB']:>6.2f} {r['ceiling_tok_s']:>8.0f} {r['modelc_decode_tok_s']:>8.1f} "
-              f"{100 * r['modelc_decode_tok_s'] / r['ceiling_tok_s']:>5.0f}% {r.get('hf_decode_tok_s', float('nan')):>7.1f} "
+              f"{100 * r['modelc_decode_tok_s'] / r['ceiling_tok_s']:>5.0f}% {r['modelc_decode_nopdl_tok_s']:>7.1f} "
+              f"{r.get('hf_decode_tok_s', float('nan')):>7.1f} "
               f"{r['modelc_prefill_tok_s']:>9.0f} {r.get('hf_prefill_tok_s', float('nan')):>9.0f} "
               f"{r['modelc_prefill_tok_s'] / r.get('hf_prefill_tok_s', float('nan')):>6.2f}")
     if gemm:
         print(f"\nGEMM per launch, {a.gemm_shape} shapes (modelc: f32 activations x fp16 weights; cuBLAS: fp16 x fp16)")
-        print(f"{'M':>5} {'op':<14} {'N':>7} {'K':>6} {'modelc ms':>10} {'cuBLAS ms':>10} {'ratio':>6}")
+        print(f"{'M':>5} {'op':<18} {'N':>7} {'K':>6} {'modelc ms':>10} {'cuBLAS ms':>10} {'ratio':>6}")
         for g in gemm:
-            print(f"{g['M']:>5} {g['op']:<14} {g['N']:>7} {g['K']:>6} {g['modelc_ms']:>10.4f} {g['cublas_ms']:>10.4f} "
+            print(f"{g['M']:>5} {g['op']:<18} {g['N']:>7} {g['K']:>6} {g['modelc_ms']:>10.4f} {g['cublas_ms']:>10.4f} "
                   f"{g['modelc_ms'] / g['cublas_ms']:>6.2f}")
 
 

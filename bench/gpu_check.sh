@@ -16,7 +16,8 @@ DTYPES=${2:-float16 bfloat16}
 OUT=${OUT:-/tmp/gpu_check}
 HF=.gpu/hf_llama.py
 MODELC=${MODELC:-build/modelc}
-MODELC_FLAGS=${MODELC_FLAGS:-}      # e.g. "--target cuda" 
+MODELC_FLAGS=${MODELC_FLAGS:-}      # e.g. "--target cuda"
+PROMPT=${PROMPT:-12}                # prompt tokens (the CUDA target picks kernels by it: 12, 100, 600 differ)
 mkdir -p "$OUT"
 work=$(mktemp -d)
 export PYTHONUNBUFFERED=1
@@ -44,7 +45,7 @@ for shape in $SHAPES; do
     d="$work/$shape-$dt"
     python3 "$HF" make --config "$shape" --out "$d" --dtype "$dt" --seed 11 --device cuda > "$OUT/make-$shape-$dt.log" 2>&1 || { echo "make $shape $dt failed"; cat "$OUT/make-$shape-$dt.log"; continue; }
     vocab=$(python3 -c "import json; print(json.load(open('$d/config.json'))['vocab_size'])")
-    toks=$(python3 -c "import random; random.seed(5); print(','.join(str(random.randrange($vocab)) for _ in range(12)))")
+    toks=$(python3 -c "import random; random.seed(5); print(','.join(str(random.randrange($vocab)) for _ in range($PROMPT)))")
     new=64
     hf_toks=$(python3 "$work/hf_ref.py" "$d" "$toks" "$OUT/hf-$shape-$dt.npy" $new 2> "$OUT/hf-$shape-$dt.log") || { echo "HF failed"; tail "$OUT/hf-$shape-$dt.log"; continue; }
     t0=$(date +%s.%N)
@@ -59,11 +60,11 @@ first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), le
 print(f"{'yes' if first >= 16 else 'no@' + str(first)} {sum(x == y for x, y in zip(a, b))}/{len(a)}")
 PY
 )
-    python3 - "$shape" "$dt" "$cmp" "$agree" "$t0" "$t1" <<'PY' | tee -a "$OUT/table.txt"
+    python3 - "$shape" "$dt" "$cmp" "$agree" "$t0" "$t1" "$PROMPT" <<'PY' | tee -a "$OUT/table.txt"
 import sys, json
-shape, dt, cmp, agree, t0, t1 = sys.argv[1:]
+shape, dt, cmp, agree, t0, t1, T = sys.argv[1:]
 c = json.loads(cmp); a16, a64 = agree.split()
-print(f"{shape:<14} {dt:<9} {12:>5} {c['rel_err']:>12.3e} {c['top1_agree']:>8.3f} {a16:>10} {a64:>10} {float(t1)-float(t0):>12.1f}")
+print(f"{shape:<14} {dt:<9} {T:>5} {c['rel_err']:>12.3e} {c['top1_agree']:>8.3f} {a16:>10} {a64:>10} {float(t1)-float(t0):>12.1f}")
 PY
     grep "modelc: compile" "$OUT/mc-$shape-$dt.log" | sed "s/^/    $shape $dt: /"
     rm -rf "$d"

@@ -7,6 +7,7 @@
 # (tools/gpu-prep.sh puts them there).  STEPS (default "check sanitize bench"):
 #   check     logits and greedy tokens vs HF float32 (bench/gpu_check.sh), tiny,
 #             SmolLM2-135M and Llama-3.2-1B shapes, f16 and bf16
+#   check-long  the same for 100- and 600-token prompts (the larger GEMM tiles)
 #   sanitize  compute-sanitizer memcheck and racecheck on the tiny model, and an
 #             absurd KV-cache request that must fail cleanly
 #   bench     decode tok/s (1B, 8B shapes, fp16) and prefill 2048 beside HF and
@@ -24,6 +25,10 @@ for step in $STEPS; do
   case $step in
   check)
     MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh "${SHAPES:-tiny smollm2-135m llama-1b}" "${DTYPES:-float16 bfloat16}"
+    ;;
+  check-long)   # the tensor-core tiles of longer prompts: 100 tokens (M tiles of 64/128), 600 (T >= 512)
+    PROMPT=100 MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh smollm2-135m "float16 bfloat16"
+    PROMPT=600 MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh llama-1b "float16 bfloat16"
     ;;
   sanitize)
     d=/tmp/san-tiny
