@@ -750,6 +750,17 @@ static int kv_cache(CudaGen *g, const Node *n, int which)
     return id;
 }
 
+/* A prefill attention kernel's head: the RoPE table when q is rotated there,
+ * then the signature (Q, the caches, O) up to the body's first line. */
+static void prefill_head(CudaGen *g, FILE *f, const Node *n)
+{
+    if (n->a.attn.rope)
+        rope_fn(g, f, &n->a.attn.rope_attr, n->src[0]->shape[2]);
+    fprintf(f, "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, "
+               "const float *Kc, const float *Vc, float *O)\n"
+               "{\n");
+}
+
 /* Prefill attention on the tensor cores (FlashAttention-2's loop): 64 queries
  * of one head per block of 4 warps (16 rows each), 64-key tiles of the cache
  * rounded to f16 in shared memory (V transposed), S = Q K^T and O += P V by
@@ -762,12 +773,8 @@ static const char *attn_mma_kernel(CudaGen *g, const Node *n)
     bool rope = n->a.attn.rope;
     KText t;
     FILE *f = cg_text(&t);
-    if (rope)
-        rope_fn(g, f, &n->a.attn.rope_attr, dh);
+    prefill_head(g, f, n);
     fprintf(f,
-            "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, "
-            "const float *Kc, const float *Vc, float *O)\n"
-            "{\n"
             "    enum { HQ = %lld, HKV = %lld, DH = %lld, BQ = 64, BK = 64, KD = DH / 16, ND = DH / 8, KP = DH + 8, VP = BK + 8 };\n"
             "    const float SCALE = %.9ef;   // the score scale times log2(e)\n"
             "    __shared__ __align__(16) u16 Ks[BK][KP];   // first the q tile\n"
@@ -1009,12 +1016,8 @@ static bool emit_attention(CudaGen *g, Node *n)
             int nd = (int)((dh + 31) / 32);
             double scale = ir_attention_scale(n);
             f = cg_text(&t);
-            if (rope)
-                rope_fn(g, f, &n->a.attn.rope_attr, dh);
+            prefill_head(g, f, n);
             fprintf(f,
-                    "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, "
-                    "const float *Kc, const float *Vc, float *O)\n"
-                    "{\n"
                     "    enum { HQ = %lld, HKV = %lld, DH = %lld, ND = %d, BQ = 16, BK = 32 };\n"
                     "    const float SCALE = %.9ef;\n"
                     "    __shared__ float Qs[BQ][DH], Ks[BK][DH + 1], Vs[BK][DH];\n"
