@@ -26,7 +26,6 @@
 #include "runtime/runtime.h"
 
 #define MODELC_VERSION "0.1.0"
-#define MAX_SET 64
 
 static const char usage_text[] =
     "usage: modelc <command> SPEC.mdl [options]\n"
@@ -78,7 +77,7 @@ typedef struct Opts {
     const char *cmd, *spec, *config, *emit, *outdir, *print_after;
     bool print_after_all, time_passes, lib;
     int nset;
-    const char *set_names[MAX_SET], *set_values[MAX_SET];
+    const char *set_names[CLI_MAX_SET], *set_values[CLI_MAX_SET];
     DType weight_dt;
     int opt;
     int target, sm;        /* RT_TARGET_*; CUDA: sm_XX named by --target (0: detect) */
@@ -145,8 +144,8 @@ static void parse_args(int argc, char **argv, Opts *o)
             const char *eq = strchr(v, '=');
             if (!eq || eq == v)
                 usage_error("--set needs NAME=VALUE, got '%s'", v);
-            if (o->nset == MAX_SET)
-                usage_error("too many --set options (at most %d)", MAX_SET);
+            if (o->nset == CLI_MAX_SET)
+                usage_error("too many --set options (at most %d)", CLI_MAX_SET);
             o->set_names[o->nset] = strndup(v, (size_t)(eq - v));
             o->set_values[o->nset++] = eq + 1;
         } else if ((v = value_of(argc, argv, &i, "--weight-dtype"))) {
@@ -315,7 +314,11 @@ static bool compile_spec(const Opts *o, Build *b, FILE *dump)
     b->comp = (Compilation){.arena = b->arena, .diags = &b->diags, .module = m, .env = &b->env};
     PassOptions po = {.print_after = o->print_after, .print_after_all = o->print_after_all,
                       .time_passes = o->time_passes, .dump = dump};
-    return pass_run_pipeline(&b->comp, &po);
+    bool ok = pass_run_pipeline(&b->comp, &po);
+    if (!ok && b->env.config_path && b->comp.config_values)   /* a bad config value shows up in the spec's terms */
+        diag_note(&b->diags, (SrcLoc){0}, "the spec's parameters from %s: %s", b->env.config_path,
+                  b->comp.config_values);
+    return ok;
 }
 
 static bool compile_cpu(const Opts *o, Build *b)

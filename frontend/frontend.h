@@ -9,14 +9,7 @@
 #define MODELC_FRONTEND_H
 
 #include "frontend/ast.h"
-
-/* Hard limits on what the frontend accepts (bad input beyond them is an error,
- * never a crash). */
-#define FE_MAX_SOURCE_BYTES (16u << 20)  /* 16 MiB spec file */
-#define FE_MAX_IDENT_LEN 256
-#define FE_MAX_STRING_LEN 4096
-#define FE_MAX_NESTING 64                /* parenthesis / call / repeat depth */
-#define FE_MAX_RANK 8
+#include "runtime/limits.h"   /* FE_MAX_*: what the frontend accepts */
 
 Module *fe_parse_file(const char *path, Arena *a, Diags *d);
 Module *fe_parse_string(const char *path, const char *text, size_t len, Arena *a, Diags *d);

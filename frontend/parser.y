@@ -93,7 +93,6 @@ typedef struct StmtList {
 
 /* a lexer token position or an AST location, from a bison location */
 #define PARSE_LOC(ctx, l) ((SrcLoc){ (ctx)->src, (l).first_line, (l).first_column })
-#define PARSE_MAX_EXPR_DEPTH 1000
 }
 
 %code provides {

@@ -25,7 +25,6 @@
 
 #include "frontend/frontend.h"
 
-#define SEMA_MAX_DEPTH 10000   /* guard for hand-built trees; parsed ones stay far below */
 
 typedef struct OpSig {
     const char *name;   /* "" for ops only passes create */

@@ -45,12 +45,13 @@ typedef struct Lower {
     Scope *scope;
     int layer;
     bool failed;
-    bool too_big;            /* past MAX_NODES: lowering stops */
+    bool too_big;            /* past LOWER_MAX_NODES or LOWER_MAX_ITERATIONS: lowering stops */
+    int64_t iterations;      /* repeat iterations so far, nested ones included */
+    const char *cfg_key;     /* the first config key the current statement read */
+    char *cfg_values;        /* Compilation.config_values, growing */
     bool *set_used;
 } Lower;
 
-#define MAX_LAYERS 100000
-#define MAX_NODES (1 << 20)   /* a whole expanded model; nested repeats multiply */
 
 static Value unknown(void) { return (Value){.k = V_UNKNOWN}; }
 
@@ -100,6 +101,8 @@ static Value eval_opt(Lower *L, const Expr *e);
 static Value from_config(Lower *L, const Expr *call, const char *key)
 {
     RtCfgValue cv = rt_config_get(L->c->env->config, key);
+    if (!L->cfg_key && cv.kind != CFG_MISSING && cv.kind != CFG_NULL)
+        L->cfg_key = key;
     switch (cv.kind) {
     case CFG_MISSING:
     case CFG_NULL: return (Value){.k = V_MISSING};
@@ -622,9 +625,20 @@ static void lower_stmt(Lower *L, const Stmt *s)
             define(L, s->name, parse_set(L, env->set_values[set]));
             return;
         }
+        L->cfg_key = NULL;
         Value v = eval(L, s->value);
         if (v.k == V_UNKNOWN)
             L->c->unbound = true;
+        if (L->cfg_key && (v.k == V_INT || v.k == V_FLOAT || v.k == V_BOOL) &&
+            (!L->cfg_values || strlen(L->cfg_values) < 2000)) {   /* for a note if compiling fails (the first few) */
+            char val[64];
+            if (v.k == V_FLOAT)
+                snprintf(val, sizeof val, "%g", v.f);
+            else
+                snprintf(val, sizeof val, "%lld", (long long)v.i);
+            L->cfg_values = arena_printf(L->c->arena, "%s%s%s = %s (%s)", L->cfg_values ? L->cfg_values : "",
+                                         L->cfg_values ? ", " : "", s->name, val, L->cfg_key);
+        }
         define(L, s->name, v);
         return;
     }
@@ -664,7 +678,7 @@ static void lower_stmt(Lower *L, const Stmt *s)
         int64_t count = 1;
         if (n.k == V_INT) {
             count = n.i;
-            if (count < 0 || count > MAX_LAYERS) {
+            if (count < 0 || count > LOWER_MAX_REPEAT) {
                 char buf[32];
                 snprintf(buf, sizeof buf, "%lld", (long long)count);
                 error_at(L, s->value->loc, "repeat count %s is out of range (0 to 100000)%s", buf, "");
@@ -676,6 +690,12 @@ static void lower_stmt(Lower *L, const Stmt *s)
         }
         int saved = L->layer;
         for (int64_t i = 0; i < count && !L->failed; i++) {
+            if (++L->iterations > LOWER_MAX_ITERATIONS) {   /* empty nested loops create no nodes, yet take memory */
+                error_at(L, s->loc, "repeat blocks run more than %s iterations in all (nested repeat blocks?)%s",
+                         "1048576", "");
+                L->too_big = true;
+                break;
+            }
             Scope inner = {.parent = L->scope};
             L->scope = &inner;
             define(L, s->name, n.k == V_INT ? (Value){.k = V_INT, .i = i, .f = (double)i} : unknown());
@@ -693,7 +713,7 @@ static void lower_block(Lower *L, const Stmt *s)
 {
     for (; s && !L->too_big; s = s->next) {
         lower_stmt(L, s);
-        if (L->g->n > MAX_NODES && !L->too_big) {
+        if (L->g->n > LOWER_MAX_NODES && !L->too_big) {
             error_at(L, s->loc, "the model expands to more than %s graph nodes (nested repeat blocks?)%s", "1048576", "");
             L->too_big = true;   /* stop here: every enclosing repeat checks L->failed */
         }
@@ -714,5 +734,6 @@ bool pass_lower(Compilation *c)
             L.failed = true;
         }
     c->graph = L.g;
+    c->config_values = L.cfg_values;
     return !L.failed;
 }

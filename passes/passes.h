@@ -35,6 +35,8 @@ typedef struct Compilation {
     const CompileEnv *env;
     Graph *graph;
     bool unbound;                  /* some parameter had no value: shapes are partly unknown */
+    const char *config_values;     /* lower: "n_heads = 0 (num_attention_heads), ...": the parameters bound from
+                                      the config, for a note when compiling fails (NULL: none) */
 } Compilation;
 
 typedef struct PassOptions {

@@ -43,9 +43,7 @@
 #include "runtime/internal.h"
 #include "runtime/quant.h"
 
-#define GGUF_MAX_DIMS 4
 #define GGUF_DEFAULT_ALIGNMENT 32
-#define GGUF_MAX_ALIGNMENT 65536
 
 typedef struct GgufKV {
     char *key;                    /* NUL-terminated copy */

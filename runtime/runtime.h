@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "runtime/limits.h"
+
 typedef struct RtErr {
     char msg[1024];
 } RtErr;
@@ -22,9 +24,6 @@ bool rt_fail(RtErr *err, const char *fmt, ...) __attribute__((format(printf, 2, 
 
 /* ---- tensors and checkpoints (runtime/safetensors.c, runtime/checkpoint.c) ---- */
 
-#define RT_MAX_RANK 8
-#define RT_MAX_HEADER_BYTES (100u << 20)   /* safetensors JSON header cap */
-#define RT_MAX_TENSORS (1u << 20)
 
 typedef enum {
     RT_F64, RT_F32, RT_F16, RT_BF16,
@@ -97,9 +96,6 @@ enum {   /* GGUF metadata value types, as in the format */
     GGUF_ARRAY, GGUF_U64, GGUF_I64, GGUF_F64, GGUF_TYPE_COUNT
 };
 
-#define RT_GGUF_MAX_KV 65536
-#define RT_GGUF_MAX_STRING (16u << 20)
-#define RT_GGUF_MAX_ARRAY (1u << 24)
 
 const RtGguf *rt_ckpt_gguf(const RtCheckpoint *c);       /* NULL unless the checkpoint is a GGUF file */
 const struct RtConfig *rt_ckpt_config(const RtCheckpoint *c);   /* GGUF: config from metadata; else NULL */
@@ -263,7 +259,6 @@ void rt_session_print_profile(const RtSession *s, FILE *f, int top);
  * Shared by `modelc run` and the executables `modelc build` writes: the run
  * options, prefill + greedy decoding, the token line on stdout, --logits-out. */
 
-#define RT_MAX_PROMPT 1000000
 
 typedef struct RtRunOptions {
     const char *weights, *logits_out;

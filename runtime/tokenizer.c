@@ -46,8 +46,6 @@ typedef enum {
     PREFIX_FIRST,      /* Metaspace "first": the piece at the start of the text, unless it starts with a space */
 } PrefixMode;
 
-#define MAX_VOCAB (1 << 24)
-#define MAX_EOG 16
 
 typedef struct Token {
     size_t text, text_len;     /* offsets into arena */
@@ -82,7 +80,7 @@ struct RtTokenizer {
     int nspecial;
     int special_at[257];       /* bucket of first byte b: special[special_at[b] .. special_at[b+1]) */
     int32_t bos, eos, eot, unk;
-    int32_t eog[MAX_EOG];
+    int32_t eog[TOK_MAX_EOG];
     int neog;
     RtChatFormat chat;
     char *default_system;      /* from the chat template; NULL when none */
@@ -296,8 +294,8 @@ void rt_tok_free(RtTokenizer *t)
 
 static RtTokenizer *tok_new(int64_t n, const char *path, RtErr *err)
 {
-    if (n <= 0 || n > MAX_VOCAB) {
-        rt_fail(err, "%s: tokenizer has %lld tokens (must be 1 to %d)", path, (long long)n, MAX_VOCAB);
+    if (n <= 0 || n > TOK_MAX_VOCAB) {
+        rt_fail(err, "%s: tokenizer has %lld tokens (must be 1 to %d)", path, (long long)n, TOK_MAX_VOCAB);
         return NULL;
     }
     RtTokenizer *t = calloc(1, sizeof *t);
@@ -527,7 +525,7 @@ static bool build_specials(RtTokenizer *t)
 
 static void add_eog(RtTokenizer *t, int32_t id)
 {
-    if (id < 0 || id >= t->n || t->neog == MAX_EOG)
+    if (id < 0 || id >= t->n || t->neog == TOK_MAX_EOG)
         return;
     for (int i = 0; i < t->neog; i++)
         if (t->eog[i] == id)
@@ -644,7 +642,7 @@ static int32_t meta_id(const RtTokMeta *m, const char *key, int32_t dflt)
     int64_t v;
     if (!meta_int(m, key, &v))
         return dflt;
-    return v >= 0 && v < MAX_VOCAB ? (int32_t)v : -1;
+    return v >= 0 && v < TOK_MAX_VOCAB ? (int32_t)v : -1;
 }
 
 static bool str_is(const char *s, size_t n, const char *lit) { return strlen(lit) == n && memcmp(s, lit, n) == 0; }
@@ -1033,21 +1031,28 @@ RtTokenizer *rt_tok_from_hf(const char *path, RtErr *err)
     json_t *val;
     json_object_foreach(vocab, key, val) {
         json_int_t id = json_integer_value(val);
-        if (!json_is_integer(val) || id < 0 || id >= MAX_VOCAB) {
-            rt_fail(err, "%s: model.vocab[\"%.64s\"]: id must be an integer in [0, %d)", path, key, MAX_VOCAB);
+        if (!json_is_integer(val) || id < 0 || id >= TOK_MAX_VOCAB) {
+            rt_fail(err, "%s: model.vocab[\"%.64s\"]: id must be an integer in [0, %d)", path, key, TOK_MAX_VOCAB);
             goto fail;
         }
         n = id + 1 > n ? id + 1 : n;
     }
     for (size_t i = 0; i < json_array_size(added); i++) {
         json_t *a = json_array_get(added, i), *idv = json_object_get(a, "id");
-        if (!json_is_integer(idv) || json_integer_value(idv) < 0 || json_integer_value(idv) >= MAX_VOCAB ||
+        if (!json_is_integer(idv) || json_integer_value(idv) < 0 || json_integer_value(idv) >= TOK_MAX_VOCAB ||
             !jstr(a, "content")) {
             rt_fail(err, "%s: added_tokens[%zu]: needs an integer id in [0, %d) and a content string", path, i,
-                    MAX_VOCAB);
+                    TOK_MAX_VOCAB);
             goto fail;
         }
         n = json_integer_value(idv) + 1 > n ? json_integer_value(idv) + 1 : n;
+    }
+    /* gaps are allowed, a vocabulary that is mostly holes is not (a 20-byte file could ask for 2^24 slots) */
+    int64_t entries = (int64_t)json_object_size(vocab) + (int64_t)json_array_size(added);
+    if (n > entries + TOK_MAX_ID_GAP) {
+        rt_fail(err, "%s: token id %lld is far past the %lld tokens listed (more than %d unused ids)", path,
+                (long long)n - 1, (long long)entries, TOK_MAX_ID_GAP);
+        goto fail;
     }
     t = tok_new(n, path, err);
     if (!t)

@@ -526,14 +526,27 @@ static void test_plan_too_large(void **state)
 }
 
 /* Found by fuzz_spec: nested repeats multiplied the graph until memory ran
- * out.  Lowering stops at MAX_NODES with a diagnostic. */
+ * out.  Lowering stops at LOWER_MAX_NODES with a diagnostic. */
 static void test_expansion_capped(void **state)
 {
     Fx *f = *state;
     Run *r = compile(f, "model m {\n  input t : i32[seq]\n  weight e : [8, 8] = \"e\"\n  x = embedding(e, t)\n"
-                        "  repeat i < 100000 { repeat j < 100000 { x = x + x } }\n  output o = x\n}\n", NULL);
+                        "  repeat i < 100000 { x = x + x\n x = x * x\n x = x - x\n x = x + x\n x = x * x\n x = x - x\n"
+                        "    x = x + x\n x = x * x\n x = x - x\n x = x + x\n x = x * x\n x = x - x }\n"
+                        "  output o = x\n}\n", NULL);
     assert_false(r->ok);
     assert_non_null(strstr(rendered(f, r), "the model expands to more than 1048576 graph nodes"));
+}
+
+/* Found by fuzz_spec: nested repeats with empty bodies create no nodes but
+ * ran 10^10 iterations.  Lowering stops past LOWER_MAX_ITERATIONS. */
+static void test_iterations_capped(void **state)
+{
+    Fx *f = *state;
+    Run *r = compile(f, "model m {\n  input t : i32[seq]\n  weight e : [8, 8] = \"e\"\n"
+                        "  repeat i < 100000 { repeat j < 100000 { } }\n  output o = embedding(e, t)\n}\n", NULL);
+    assert_false(r->ok);
+    assert_non_null(strstr(rendered(f, r), "repeat blocks run more than 1048576 iterations in all"));
 }
 
 /* Two outputs bound to one value: rejected, never one dropped in silence. */
@@ -1610,6 +1623,7 @@ int main(void)
         T(test_unknown_condition),
         T(test_plan_too_large),
         T(test_expansion_capped),
+        T(test_iterations_capped),
         T(test_two_outputs_one_value),
         T(test_repeat_expansion),
         T(test_tied_weights),

@@ -746,6 +746,9 @@ static void test_hostile_hf(void **state)
     expect_hf_error("{\"model\": {\"vocab\": {\"a\": \"0\"}, \"merges\": []}}",
                     "%s: model.vocab[\"a\"]: id must be an integer in [0, 16777216)");
     expect_hf_error("{\"model\": {\"vocab\": {}, \"merges\": []}}", "%s: tokenizer has 0 tokens (must be 1 to 16777216)");
+    /* found by fuzz_tokenizer: one id near the limit asked for 2^24 slots */
+    expect_hf_error("{\"model\": {\"vocab\": {\"a\": 16777215}, \"merges\": []}}",
+                    "%s: token id 16777215 is far past the 1 tokens listed (more than 65536 unused ids)");
     expect_hf_error("{\"model\": {\"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []},"
                     " \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}",
                     "%s: model.vocab: id 0 is given twice");
