@@ -7,8 +7,9 @@ Runs each cmocka binary, streaming its output, and adds up the counts of its sum
 lines (`[  PASSED  ] N test(s).` and `[  FAILED  ] N test(s), listed below:`, one pair
 per test group).  A binary that dies on a signal, times out, or exits nonzero without
 reporting a failure counts as one failed test more.  Unless --unit-only, then runs
-tests/e2e/run_e2e.py --modelc BUILD/modelc (quick set), tests/e2e/test_build.py and
-tests/e2e/test_gguf.py, and adds their `N passed, N failed`.
+tests/e2e/run_e2e.py --modelc BUILD/modelc (quick set), tests/e2e/test_build.py,
+tests/e2e/test_gguf.py and tests/e2e/test_hostile.py (the hostile-input corpus), and adds
+their `N passed, N failed`.
 
 Ends with `N passed, N failed` alone on a line; exits 1 if anything failed.
 """
@@ -136,7 +137,7 @@ def main(argv=None):
         passed += p
         failed += f
     if not a.unit_only:
-        for script in ("run_e2e.py", "test_build.py", "test_gguf.py"):
+        for script in ("run_e2e.py", "test_build.py", "test_gguf.py", "test_hostile.py"):
             p, f = run_e2e(a.build, a.e2e_cases, a.timeout, script)
             passed += p
             failed += f
