@@ -73,7 +73,7 @@ Module *fe_parse_string(const char *path, const char *text, size_t len, Arena *a
     };
     yyscan_t scanner;
     if (fe_yylex_init_extra(&ctx, &scanner) != 0) {
-        diag_error_nopos(d, "cannot start the lexer: %s", strerror(errno));
+        diag_error_nopos(d, "cannot start the lexer: %s", errno == ENOMEM ? "out of memory" : strerror(errno));
         return NULL;
     }
     fe_yy_scan_bytes(src->text, (int)len, scanner);

@@ -140,7 +140,7 @@ static bool read_index(const char *index, json_t **root, json_t **weight_map, ch
     json_error_t je;
     *root = json_load_file(index, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!*root)
-        return rt_fail(err, "%s:%d:%d: %s", index, je.line, je.column, je.text);
+        return rt_fail(err, "%s:%d:%d: %s", index, je.line, je.column, rt_json_why(&je));
     if (!json_is_object(*root))
         return rt_fail(err, "%s: top level is not an object", index);
     json_t *meta = json_object_get(*root, "metadata");

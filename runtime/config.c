@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/runtime.h"
+#include "runtime/internal.h"
 
 struct RtConfig {
     json_t *root;
@@ -25,7 +25,7 @@ bool rt_config_parse(const char *path_for_msgs, const char *text, size_t len, Rt
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root)
-        return rt_fail(err, "%s:%d:%d: %s", path_for_msgs, je.line, je.column, je.text);
+        return rt_fail(err, "%s:%d:%d: %s", path_for_msgs, je.line, je.column, rt_json_why(&je));
     if (!json_is_object(root)) {
         json_decref(root);
         return rt_fail(err, "%s: top level is not an object", path_for_msgs);
@@ -129,4 +129,9 @@ RtCfgValue rt_config_get(const RtConfig *c, const char *dotted_key)
         break;
     }
     return v;
+}
+
+const char *rt_json_why(const json_error_t *je)
+{
+    return json_error_code(je) == json_error_out_of_memory || !je->text[0] ? "out of memory" : je->text;
 }

@@ -51,4 +51,8 @@ const char *rt_gpu_device(const RtGpuSession *g);
 bool rt_gpu_profile(RtGpuSession *g, bool on, RtErr *err);
 const double *rt_gpu_profile_times(const RtGpuSession *g, int64_t *steps);
 
+/* What jansson said of a failed parse: its text, or "out of memory" (its text is empty then). */
+struct json_error_t;
+const char *rt_json_why(const struct json_error_t *je);
+
 #endif

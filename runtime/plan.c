@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/runtime.h"
+#include "runtime/internal.h"
 
 static const char *const kind_names[] = {"slot", "weight", "input", "kv"};
 
@@ -137,7 +137,7 @@ bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernel
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
     if (!json_is_object(root)) {
         json_decref(root);
-        return rt_fail(err, "embedded plan: not a JSON object (%s)", je.text);
+        return rt_fail(err, "embedded plan: not a JSON object (%s)", root ? "another value" : rt_json_why(&je));
     }
     Reader r = {.err = err, .ok = true};
     RtProgram *p = calloc(1, sizeof *p);

@@ -409,8 +409,10 @@ static bool parse_header(RtSafetensors *st, const unsigned char *h, size_t n,
     json_error_t je;
     json_t *root = json_loadb((const char *)h, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root)
-        return rt_fail(err, "%s: header is not valid JSON: %s (byte %d of the header)", path,
-                       je.text, je.position);
+        return json_error_code(&je) == json_error_out_of_memory || !je.text[0]
+                   ? rt_fail(err, "%s: out of memory reading the header", path)
+                   : rt_fail(err, "%s: header is not valid JSON: %s (byte %d of the header)", path, je.text,
+                             je.position);
     bool ok;
     if (!json_is_object(root))
         ok = rt_fail(err, "%s: header's top level is not a JSON object", path);

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/internal.h"
 #include "runtime/tokenizer.h"
 #include "runtime/unicode.h"
 
@@ -538,9 +539,11 @@ static void add_eog(RtTokenizer *t, int32_t id)
 /* ChatML templates that add a system turn of their own when the conversation
  * has none write it as a string literal: '<|im_start|>system\n...<|im_end|>'.
  * Find the first such literal whose text is plain (no Jinja, no string
- * concatenation) and return that text unescaped; NULL when there is none. */
-static char *chatml_default_system(const char *tmpl)
+ * concatenation) and set *out to that text unescaped (NULL when there is
+ * none); false only when out of memory. */
+static bool chatml_default_system(const char *tmpl, char **out_text)
 {
+    *out_text = NULL;
     static const char head[] = "<|im_start|>system";
     for (const char *p = strstr(tmpl, head); p; p = strstr(p + 1, head)) {
         const char *s = p + strlen(head);
@@ -561,7 +564,7 @@ static char *chatml_default_system(const char *tmpl)
             continue;
         char *out = malloc((size_t)(end - s) + 1);
         if (!out)
-            return NULL;
+            return false;
         size_t n = 0;
         for (const char *q = s; q < end; q++) {
             if (*q == '\\' && q + 1 < end) {
@@ -572,19 +575,22 @@ static char *chatml_default_system(const char *tmpl)
             }
         }
         out[n] = 0;
-        return out;
+        *out_text = out;
+        return true;
     }
-    return NULL;
+    return true;
 }
 
-static void set_chat_template(RtTokenizer *t, const char *tmpl)
+/* false: out of memory */
+static bool set_chat_template(RtTokenizer *t, const char *tmpl)
 {
     if (strstr(tmpl, "<|im_start|>")) {
         t->chat = RT_CHAT_CHATML;
-        t->default_system = chatml_default_system(tmpl);
-    } else if (strstr(tmpl, "<|start_header_id|>")) {
-        t->chat = RT_CHAT_LLAMA3;
+        return chatml_default_system(tmpl, &t->default_system);
     }
+    if (strstr(tmpl, "<|start_header_id|>"))
+        t->chat = RT_CHAT_LLAMA3;
+    return true;
 }
 
 /* After every token and merge is in: the decoded pieces, the byte tokens,
@@ -782,8 +788,12 @@ RtTokenizer *rt_tok_from_meta(const RtTokMeta *m, const char *path, RtErr *err)
             rt_fail(err, "%s: out of memory", path);
             goto fail;
         }
-        set_chat_template(t, tmpl);
+        bool ok = set_chat_template(t, tmpl);
         free(tmpl);
+        if (!ok) {
+            rt_fail(err, "%s: out of memory", path);
+            goto fail;
+        }
     }
     return t;
 fail:
@@ -870,7 +880,7 @@ static json_t *load_json(const char *path, RtErr *err)
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
     if (!root) {
-        rt_fail(err, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        rt_fail(err, "%s:%d:%d: %s", path, je.line, je.column, rt_json_why(&je));
         return NULL;
     }
     if (!json_is_object(root)) {
@@ -977,8 +987,8 @@ static bool hf_config(RtTokenizer *t, const char *path, RtErr *err)
                     pick = json_array_get(tmpl, i);
             tmpl = json_object_get(pick, "template");
         }
-        if (json_is_string(tmpl))
-            set_chat_template(t, json_string_value(tmpl));
+        if (json_is_string(tmpl) && !set_chat_template(t, json_string_value(tmpl)))
+            ok = rt_fail(err, "%s: out of memory", path);
         json_decref(cfg);
     }
     if (ok && t->chat == RT_CHAT_NONE) {
@@ -987,12 +997,12 @@ static bool hf_config(RtTokenizer *t, const char *path, RtErr *err)
             Buf b = {0};
             char chunk[4096];
             size_t got;
-            while ((got = fread(chunk, 1, sizeof chunk, f)) > 0 && b.n < (16u << 20))
-                if (!buf_put(&b, chunk, got))
-                    break;
+            bool mem = true;
+            while (mem && (got = fread(chunk, 1, sizeof chunk, f)) > 0 && b.n < (16u << 20))
+                mem = buf_put(&b, chunk, got);
             fclose(f);
-            if (b.p)
-                set_chat_template(t, b.p);
+            if (!mem || (b.p && !set_chat_template(t, b.p)))
+                ok = rt_fail(err, "%s: out of memory", jinja_path);
             free(b.p);
         }
     }

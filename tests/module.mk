@@ -39,3 +39,9 @@ test-unit: all $(TEST_BINS)
 
 .PHONY: test-unit
 .PRECIOUS: $(BUILD)/tests/%.o
+
+# Allocation-failure injection: modelc's own allocations go through the test's wrappers.
+$(BUILD)/tests/cli/test_allocfail: $(BUILD)/tests/cli/test_allocfail.o $(foreach l,$(LAYER_LIBS_cli),$(BUILD)/lib$(l).a)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free -o $@ $^ -lcmocka \
+	    -L$(LLVM_LIBDIR) $(LLVM_LIBS) $(SYS_LIBS)
