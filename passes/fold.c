@@ -51,11 +51,26 @@ void fold_remove_dead(Graph *g)
     ir_renumber(g);
 }
 
+/* Common subexpressions through a hash table of the nodes kept so far, keyed
+ * by op and operands (attributes are compared on a hit): linear in the graph,
+ * where comparing every pair took minutes for a few thousand layers. */
+static size_t node_hash(const Node *n)
+{
+    size_t h = (size_t)n->op * 0x9e3779b97f4a7c15u + (size_t)n->nsrc;
+    for (int i = 0; i < n->nsrc; i++)
+        h = (h ^ (size_t)n->src[i]->id) * 0x100000001b3u;
+    return h ^ (h >> 29);
+}
+
 bool pass_fold(Compilation *c)
 {
     Graph *g = c->graph;
     ir_renumber(g);
     Node **repl = arena_alloc(c->arena, (size_t)g->n * sizeof *repl);
+    size_t cap = 16;
+    while (cap < 2 * (size_t)g->n)
+        cap *= 2;
+    Node **seen = arena_alloc(c->arena, cap * sizeof *seen);   /* zeroed by the arena */
     for (int i = 0; i < g->n; i++) {
         Node *n = g->nodes[i];
         for (int j = 0; j < n->nsrc; j++)
@@ -70,11 +85,16 @@ bool pass_fold(Compilation *c)
                 continue;
             }
         }
-        for (int j = 0; j < i; j++)
-            if (!repl[j] && same_node(g->nodes[j], n)) {
-                repl[i] = g->nodes[j];
+        if (n->op == OP_ATTENTION || (ir_ops[n->op].flags & OPF_LEAF))
+            continue;
+        size_t k = node_hash(n) & (cap - 1);
+        for (; seen[k]; k = (k + 1) & (cap - 1))
+            if (same_node(seen[k], n)) {
+                repl[i] = seen[k];
                 break;
             }
+        if (!repl[i])
+            seen[k] = n;
     }
     fold_remove_dead(g);
     return true;

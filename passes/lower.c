@@ -48,6 +48,8 @@ typedef struct Lower {
     bool too_big;            /* past LOWER_MAX_NODES or LOWER_MAX_ITERATIONS: lowering stops */
     int64_t iterations;      /* repeat iterations so far, nested ones included */
     const char *cfg_key;     /* the first config key the current statement read */
+    Node **weights;          /* weight nodes by checkpoint name: open addressing, wcap slots */
+    size_t nweights, wcap;
     char *cfg_values;        /* Compilation.config_values, growing */
     bool *set_used;
 } Lower;
@@ -501,12 +503,41 @@ static DType from_rt(RtDType t)
 }
 
 /* Find an existing weight node for a checkpoint name (tied weights share one). */
+static size_t name_hash(const char *s)
+{
+    size_t h = 14695981039346656037u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+/* The weight node of a checkpoint name, or the empty slot it would take. */
+static Node **weight_slot(Lower *L, const char *name)
+{
+    size_t k = name_hash(name) & (L->wcap - 1);
+    while (L->weights[k] && strcmp(L->weights[k]->weight, name))
+        k = (k + 1) & (L->wcap - 1);
+    return &L->weights[k];
+}
+
 static Node *find_weight(Lower *L, const char *name)
 {
-    for (int i = 0; i < L->g->n; i++)
-        if (L->g->nodes[i]->op == OP_WEIGHT && !strcmp(L->g->nodes[i]->weight, name))
-            return L->g->nodes[i];
-    return NULL;
+    return L->wcap ? *weight_slot(L, name) : NULL;
+}
+
+static void add_weight(Lower *L, Node *w)
+{
+    if (2 * (L->nweights + 1) > L->wcap) {   /* grow: rehash into twice the slots */
+        Node **old = L->weights;
+        size_t n = L->wcap;
+        L->wcap = n ? 2 * n : 64;
+        L->weights = arena_alloc(L->c->arena, L->wcap * sizeof *L->weights);
+        for (size_t i = 0; i < n; i++)
+            if (old[i])
+                *weight_slot(L, old[i]->weight) = old[i];
+    }
+    *weight_slot(L, w->weight) = w;
+    L->nweights++;
 }
 
 static Node *weight_node(Lower *L, const Stmt *s, const char *ckpt_name, SrcLoc loc)
@@ -529,6 +560,7 @@ static Node *weight_node(Lower *L, const Stmt *s, const char *ckpt_name, SrcLoc 
     w = node(L, OP_WEIGHT, loc, 0, NULL);
     w->weight = ckpt_name;
     w->name = s->name;
+    add_weight(L, w);
     w->rank = tmp.rank;
     memcpy(w->shape, tmp.shape, sizeof tmp.shape);
     w->want_dt = dtype_of(s->type->dtype);

@@ -13,10 +13,9 @@
 # findings: build-fuzz/crashes/<target>/.  Needs clang-14 and its libFuzzer
 # runtime (libclang-rt-14-dev): `make fuzz-deps` installs them.
 #
-# tests/fuzz/hangs/ holds inputs that take minutes or exhaust memory (known,
-# not yet fixed), kept out of the corpora so that `make fuzz` measures the
-# rest: check one with build-fuzz/fuzz_spec -timeout=30 tests/fuzz/hangs/FILE
-# (fuzz_config for the .json); move it to corpus/<target>/ once it is fast.
+# An input that takes minutes or exhausts memory (a known, unfixed finding)
+# goes to tests/fuzz/hangs/, out of the replayed corpora, until it is fast;
+# then to corpus/<target>/ as regress-*.  None is open now.
 
 FUZZ_BUILD   := build-fuzz
 FUZZ_CC      ?= clang-14
