@@ -135,3 +135,11 @@ test-peer: all
 	@python3 -c 'import gguf' 2>/dev/null || python3 -m pip install gguf
 	$(Q)python3 tests/peer/peer_llamacpp.py --modelc $(BUILD)/modelc
 .PHONY: test-peer
+
+# The CPU end-to-end paths and the hostile-input corpus under valgrind memcheck
+# (tests/valgrind.sh; a few minutes; CI runs it).
+test-valgrind: APT_PACKAGES += valgrind
+test-valgrind: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bash tests/valgrind.sh $(BUILD)
+.PHONY: test-valgrind

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The hostile-input corpus: every file modelc reads, broken on purpose, through the CLI.
 
-    test_hostile.py --modelc build/modelc [--keep] [--list]
+    test_hostile.py --modelc build/modelc [--keep] [--wrap "valgrind --error-exitcode=9 -q"]
 
 Each case writes one bad input -- a safetensors checkpoint, a config.json, a spec, a GGUF
 file or a tokenizer.json -- next to otherwise good files (the "tiny" checkpoint of
@@ -333,7 +333,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--modelc", default=os.path.join(ROOT, "build", "modelc"))
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    ap.add_argument("--list", action="store_true", help="print each case's message")
+    ap.add_argument("--wrap", default="", help="a command to run modelc under (make test-valgrind: valgrind)")
     a = ap.parse_args()
     modelc = os.path.abspath(a.modelc)
     work = tempfile.mkdtemp(prefix="modelc-hostile-")
@@ -346,9 +346,9 @@ def main():
         bad = make(d)
         out = os.path.join(d, "out.npy" if kind != "spec" else "outdir")
         argv, out = command(kind, d, bad, out)
-        argv = [modelc, argv[1]] + ([argv[0]] if argv[0] else []) + argv[2:]
+        argv = a.wrap.split() + [modelc, argv[1]] + ([argv[0]] if argv[0] else []) + argv[2:]
         try:
-            p = subprocess.run(argv, capture_output=True, timeout=120, cwd=ROOT)
+            p = subprocess.run(argv, capture_output=True, timeout=600 if a.wrap else 120, cwd=ROOT)
             rc, err = p.returncode, p.stderr.decode("utf-8", "replace")
         except subprocess.TimeoutExpired:
             rc, err = None, "timed out after 120 s"
