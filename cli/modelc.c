@@ -1,7 +1,7 @@
 /* cli/modelc.c — the modelc command.
  *
  *   modelc check SPEC [--weights PATH | --config FILE] [--set NAME=VALUE]...
- *   modelc emit  SPEC --emit ir|llvm|asm|obj [-o DIR] [build options]
+ *   modelc emit  SPEC --emit ir|llvm|asm|obj|cuda|ptx|sass [-o DIR] [build options]
  *   modelc run   SPEC --weights PATH --tokens 1,2,3 [--max-new N] [--logits-out F.npy] [build options]
  *
  * Exit status: 0 success; 1 bad input or a failed run, with a message that
@@ -52,7 +52,8 @@ static const char usage_text[] =
     "  -O0 .. -O3            LLVM optimization level (default -O3)\n"
     "\n"
     "emit:\n"
-    "  --emit ir|llvm|asm|obj|cuda|ptx  what to write (default ir; cuda and ptx imply --target cuda)\n"
+    "  --emit ir|llvm|asm|obj|cuda|ptx|sass  what to write (default ir; cuda, ptx and sass imply --target\n"
+    "                        cuda; sass is cuobjdump's disassembly of the cubin: the CUDA toolkit's)\n"
     "  -o DIR                write DIR/<model>.{ir,ll,s,o,cu,ptx} instead of standard output\n"
     "\n"
     "build:\n"
@@ -173,8 +174,8 @@ static void parse_args(int argc, char **argv, Opts *o)
             o->opt = a[2] - '0';
         } else if ((v = value_of(argc, argv, &i, "--emit"))) {
             if (strcmp(v, "ir") && strcmp(v, "llvm") && strcmp(v, "asm") && strcmp(v, "obj") && strcmp(v, "cuda") &&
-                strcmp(v, "ptx"))
-                usage_error("--emit takes ir, llvm, asm, obj, cuda or ptx, got '%s'", v);
+                strcmp(v, "ptx") && strcmp(v, "sass"))
+                usage_error("--emit takes ir, llvm, asm, obj, cuda, ptx or sass, got '%s'", v);
             o->emit = v;
         } else if ((v = value_of(argc, argv, &i, "-o"))) {
             o->outdir = v;
@@ -220,11 +221,11 @@ static void parse_args(int argc, char **argv, Opts *o)
     }
     if (emit && !o->emit)
         o->emit = "ir";
-    bool gpu_emit = emit && (!strcmp(o->emit, "cuda") || !strcmp(o->emit, "ptx"));
+    bool gpu_emit = emit && (!strcmp(o->emit, "cuda") || !strcmp(o->emit, "ptx") || !strcmp(o->emit, "sass"));
     if (gpu_emit)
         o->target = RT_TARGET_CUDA;
     if (o->target == RT_TARGET_CUDA && emit && (!strcmp(o->emit, "llvm") || !strcmp(o->emit, "asm") || !strcmp(o->emit, "obj")))
-        usage_error("--emit %s is CPU code: use --emit cuda or ptx with --target cuda", o->emit);
+        usage_error("--emit %s is CPU code: use --emit cuda, ptx or sass with --target cuda", o->emit);
     if (o->target == RT_TARGET_CUDA && build)
         usage_error("build --target cuda is not supported yet: use 'modelc run --target cuda'");
 }
@@ -396,6 +397,68 @@ static bool out_close(OutFile *of, bool ok, Diags *d)
     return ok;
 }
 
+/* cuobjdump from $PATH or $CUDA_HOME/bin (default /usr/local/cuda/bin); false when there is none. */
+static bool find_cuobjdump(char *path, size_t size)
+{
+    const char *env = getenv("PATH");
+    char dirs[8192];
+    const char *cuda = getenv("CUDA_HOME") ? getenv("CUDA_HOME") : "/usr/local/cuda";
+    snprintf(dirs, sizeof dirs, "%s:%s/bin", env ? env : "", cuda);
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(path, size, "%s/cuobjdump", d);
+        if (access(path, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The cubin disassembled by cuobjdump -sass, into f. */
+static bool emit_sass(Build *b, FILE *f)
+{
+    char tool[4096], tmp[] = "/tmp/modelc-sass-XXXXXX";
+    if (!find_cuobjdump(tool, sizeof tool)) {
+        diag_error_nopos(&b->diags, "--emit sass needs cuobjdump from the CUDA toolkit (none in PATH or "
+                                    "$CUDA_HOME/bin); --emit ptx needs nothing more than NVRTC");
+        return false;
+    }
+    const RtProgram *p = cuda_program(b->cuda);
+    int fd = mkstemp(tmp);
+    bool ok = fd >= 0 && write(fd, p->cubin, (size_t)p->cubin_len) == (ssize_t)p->cubin_len;
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
+        diag_error_nopos(&b->diags, "cannot write the cubin to %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return false;
+    }
+    int pfd[2];
+    pid_t pid = -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (pipe(pfd) == 0) {
+        posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+        posix_spawn_file_actions_addclose(&fa, pfd[0]);
+        char *argv[] = {tool, "-sass", tmp, NULL};
+        extern char **environ;
+        if (posix_spawn(&pid, tool, &fa, NULL, argv, environ))
+            pid = -1;
+        close(pfd[1]);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(pfd[0], buf, sizeof buf)) > 0)
+            fwrite(buf, 1, (size_t)n, f);
+        close(pfd[0]);
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    int st = 0;
+    ok = pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    unlink(tmp);
+    if (!ok)
+        diag_error_nopos(&b->diags, "%s -sass failed (%s)", tool,
+                         pid <= 0 ? "cannot start it" : WIFEXITED(st) ? "nonzero exit" : "killed");
+    return ok;
+}
+
 static int cmd_emit(const Opts *o)
 {
     Build b = {0};
@@ -413,9 +476,9 @@ static int cmd_emit(const Opts *o)
     FILE *f = stdout;
     if (o->outdir) {
         static const char *const ext[][2] = {{"ir", "ir"}, {"llvm", "ll"}, {"asm", "s"}, {"obj", "o"},
-                                             {"cuda", "cu"}, {"ptx", "ptx"}};
+                                             {"cuda", "cu"}, {"ptx", "ptx"}, {"sass", "sass"}};
         const char *e = "ir";
-        for (int i = 0; i < 6; i++)
+        for (int i = 0; i < 7; i++)
             if (!strcmp(o->emit, ext[i][0]))
                 e = ext[i][1];
         if (!out_open(&of, o->outdir, name, e, &b.diags)) {
@@ -427,6 +490,8 @@ static int cmd_emit(const Opts *o)
     bool ok = true;
     if (!strcmp(o->emit, "ir")) {
         ir_print(b.comp.graph, f);
+    } else if (!strcmp(o->emit, "sass")) {
+        ok = compile_cuda(o, &b, true) && emit_sass(&b, f);
     } else if (!strcmp(o->emit, "cuda") || !strcmp(o->emit, "ptx")) {
         ok = compile_cuda(o, &b, false);
         if (ok && !strcmp(o->emit, "cuda")) {
@@ -452,7 +517,8 @@ static int cmd_emit(const Opts *o)
     if (o->outdir)
         fprintf(stderr, "modelc: wrote %s/%s.%s\n", o->outdir, name,
                 !strcmp(o->emit, "llvm") ? "ll" : !strcmp(o->emit, "asm") ? "s" : !strcmp(o->emit, "obj") ? "o"
-                : !strcmp(o->emit, "cuda") ? "cu" : !strcmp(o->emit, "ptx") ? "ptx" : "ir");
+                : !strcmp(o->emit, "cuda") ? "cu" : !strcmp(o->emit, "ptx") ? "ptx" : !strcmp(o->emit, "sass") ? "sass"
+                : "ir");
     build_free(&b);
     return 0;
 }

@@ -267,8 +267,8 @@ static void test_prompt_without_tokenizer(void **state)
 static void test_bad_emit_and_pass(void **state)
 {
     (void)state;
-    expect_usage(RUN("emit", "models/mlp.mdl", "--emit", "exe"), "--emit takes ir, llvm, asm, obj, cuda or ptx, got 'exe'");
-    expect_usage(RUN("emit", "models/mlp.mdl", "--emit=bitcode"), "--emit takes ir, llvm, asm, obj, cuda or ptx, got 'bitcode'");
+    expect_usage(RUN("emit", "models/mlp.mdl", "--emit", "exe"), "--emit takes ir, llvm, asm, obj, cuda, ptx or sass, got 'exe'");
+    expect_usage(RUN("emit", "models/mlp.mdl", "--emit=bitcode"), "--emit takes ir, llvm, asm, obj, cuda, ptx or sass, got 'bitcode'");
     expect_usage(RUN("emit", "models/mlp.mdl", "--print-after=nope"), "--print-after: no pass named 'nope'");
     expect_usage(RUN("check", "models/mlp.mdl", "--print-after", "codegen"), "--print-after: no pass named 'codegen'");
     expect_usage(RUN("emit", "models/mlp.mdl", "--emit", "obj"), "--emit obj writes binary: give -o DIR");
@@ -610,6 +610,46 @@ static void test_cuda_without_gpu(void **state)
     unsetenv("XDG_CACHE_HOME");
 }
 
+/* --emit sass: the cubin through cuobjdump -sass.  No toolkit cuobjdump here,
+ * so a stand-in on PATH checks that it is handed an ELF cubin; without any,
+ * a clear error and no file. */
+static void test_emit_sass(void **state)
+{
+    (void)state;
+    if (getenv("MODELC_NO_NVRTC"))
+        skip();
+    setenv("XDG_CACHE_HOME", path_in(root, "cache"), 1);
+    const char *old_path = getenv("PATH");
+    char *saved = old_path ? strdup(old_path) : NULL;
+    const char *bin = new_dir("fakebin"), *dir = new_dir("sass");
+    setenv("CUDA_HOME", "/nonexistent", 1);
+    setenv("PATH", "/nonexistent", 1);
+    Res r = RUN("emit", "models/mlp.mdl", "--weights", ckpt, "--emit", "sass", "-o", dir);
+    expect_status(&r, 1);
+    expect_in(r.err, "--emit sass needs cuobjdump", "stderr");
+    assert_false(exists(path_in(dir, "mlp.sass")));
+    res_free(&r);
+    const char *tool = path_in(bin, "cuobjdump");
+    write_text(tool, "#!/bin/sh\n"
+                     "[ \"$1\" = -sass ] && [ \"$(head -c 4 \"$2\" | tail -c 3)\" = ELF ] && echo \"sass of an ELF cubin\"\n");
+    chmod(tool, 0755);
+    char path[512];
+    snprintf(path, sizeof path, "%s:/usr/bin:/bin", bin);
+    setenv("PATH", path, 1);
+    r = RUN("emit", "models/mlp.mdl", "--weights", ckpt, "--emit", "sass", "-o", dir);
+    expect_status(&r, 0);
+    char *sass = slurp(path_in(dir, "mlp.sass"));
+    assert_non_null(sass);
+    expect_in(sass, "sass of an ELF cubin", "mlp.sass");
+    free(sass);
+    res_free(&r);
+    if (saved)
+        setenv("PATH", saved, 1);
+    free(saved);
+    unsetenv("CUDA_HOME");
+    unsetenv("XDG_CACHE_HOME");
+}
+
 /* ---- set-up ------------------------------------------------------------------------------ */
 
 static int group_setup(void **state)
@@ -662,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_run_token_out_of_range),
         cmocka_unit_test(test_run_other_failures),
         cmocka_unit_test(test_cuda_without_gpu),
+        cmocka_unit_test(test_emit_sass),
     };
     return cmocka_run_group_tests_name("cli", tests, group_setup, group_teardown);
 }
