@@ -35,6 +35,26 @@ int pt_new_buf(ProgTables *t)
     return t->nbufs++;
 }
 
+int pt_new_kv_buf(ProgTables *t, const Node *n, int which)
+{
+    int64_t hkv = n->src[1]->shape[1], dh = n->src[1]->shape[2];
+    int id = pt_new_buf(t);
+    RtBuf *b = &t->bufs[id];
+    b->kind = RB_KV;
+    b->name = arena_printf(t->c->arena, "%s cache of %%%d (layer %d)", which ? "v" : "k", n->id, n->layer);
+    b->dtype = RT_F32;
+    b->bytes_per_pos = hkv * dh * 4;
+    return id;
+}
+
+bool pt_bound(const Compilation *c)
+{
+    if (!c->unbound)
+        return true;
+    diag_error_nopos(c->diags, "cannot generate code: some parameters have no value (give --weights, --config or --set)");
+    return false;
+}
+
 const char *pt_kernel_name(Arena *a, const Node *n, const char *suffix)
 {
     char clean[64] = "";

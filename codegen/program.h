@@ -19,6 +19,11 @@ typedef struct ProgTables {
 
 void pt_init(ProgTables *t, Compilation *c);
 int pt_new_buf(ProgTables *t);                       /* a new RtBuf id */
+/* The f32 KV cache of an attention node (which 0: k, 1: v), sized per position
+ * (the runtime allocates it for its max context); the RtBuf id. */
+int pt_new_kv_buf(ProgTables *t, const Node *attention, int which);
+/* false, with a diagnostic, when some parameter has no value (no code can be generated) */
+bool pt_bound(const Compilation *c);
 RtLaunch *pt_new_launch(ProgTables *t, const Node *n, const char *kernel);   /* zeroed, kernel and what set */
 /* Buffers for the graph's inputs, weights and slots; checks the graph is one
  * the runtime can feed: one i32 [seq] input of token ids, first output

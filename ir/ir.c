@@ -89,6 +89,17 @@ void ir_renumber(Graph *g)
         g->nodes[i]->id = i;
 }
 
+int ir_group(const Graph *g, const Node *lead, const Node **parts)
+{
+    int n = 0;
+    for (int i = lead->id; i < g->n; i++)
+        if (g->nodes[i] == lead || g->nodes[i]->lead == lead) {
+            IR_ASSERT(n < IR_MAX_GROUP);
+            parts[n++] = g->nodes[i];
+        }
+    return n;
+}
+
 void ir_count_uses(Graph *g)
 {
     for (int i = 0; i < g->n; i++)

@@ -132,6 +132,10 @@ Graph *ir_graph_new(Arena *a, const char *name);
 Node *ir_node(Graph *g, OpKind op, SrcLoc loc, int nsrc, Node **src);   /* appends; shape filled by infer */
 void ir_renumber(Graph *g);               /* ids = positions */
 void ir_count_uses(Graph *g);
+/* Linears of one input computed by one launch (pass "epilogue"): the lead and
+ * the nodes whose Node.lead it is, in graph order, at most IR_MAX_GROUP. */
+#define IR_MAX_GROUP 3
+int ir_group(const Graph *g, const Node *lead, const Node **parts);
 /* Element count as per_tok*T + constant; -1: a symbolic dim other than one seq; -2: overflows int64. */
 int ir_numel_per_tok(const Node *n, int64_t *per_tok, int64_t *constant);
 bool ir_is_float(DType t);

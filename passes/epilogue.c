@@ -13,7 +13,7 @@
  *   3. Linears of one input that are left (q, k and v of a block) share a
  *      launch: the first is the lead and computes them all; the others
  *      point at it (Node.lead) and get no kernel of their own.  At most
- *      three to a launch.
+ *      IR_MAX_GROUP to a launch.
  *
  * Requires: "fuse" (elementwise chains are single nodes).  Before "plan",
  * which places a grouped linear's output as written at its lead.  The CPU
@@ -22,8 +22,6 @@
 #include "passes/passes.h"
 
 void fold_remove_dead(Graph *g);
-
-enum { GROUP_MAX = 3 };
 
 static bool plain_weight(const Node *w)
 {
@@ -111,7 +109,7 @@ static void group_siblings(Graph *g, int i)
 {
     Node *l = g->nodes[i];
     int count = 1;
-    for (int j = i + 1; j < g->n && count < GROUP_MAX; j++) {
+    for (int j = i + 1; j < g->n && count < IR_MAX_GROUP; j++) {
         Node *m = g->nodes[j];
         if (plain_linear(m) && m->src[0] == l->src[0] && m->src[1]->dt == l->src[1]->dt) {
             m->lead = l;

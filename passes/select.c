@@ -47,11 +47,19 @@ static int64_t launch_rows(const Graph *g, const Node *n)
 {
     if (n->op == OP_LINEAR_EW)
         return n->a.lew.nw * n->src[1]->shape[0];
-    int64_t rows = n->src[1]->shape[0];
-    for (int i = n->id + 1; i < g->n; i++)
-        if (g->nodes[i]->lead == n)
-            rows += g->nodes[i]->src[1]->shape[0];
+    const Node *parts[IR_MAX_GROUP];
+    int64_t rows = 0;
+    for (int i = ir_group(g, n, parts); i-- > 0;)
+        rows += parts[i]->src[1]->shape[0];
     return rows;
+}
+
+/* The GEMV blocks of a launch at `rows` rows per warp: a linear_ew's warps
+ * compute that many rows of every product, so its products share blocks. */
+static int64_t gemv_blocks(const Graph *g, const Node *n, int rows)
+{
+    int64_t N = n->op == OP_LINEAR_EW ? n->src[1]->shape[0] : launch_rows(g, n);
+    return (N + 8 * rows - 1) / (8 * rows);
 }
 
 static void select_linear(Compilation *c, Node *n, int sms)
@@ -66,10 +74,9 @@ static void select_linear(Compilation *c, Node *n, int sms)
        8B decode 115 tok/s against 123 with two); one row of each weight for gate/up's two products
        (two of each: 8B gate+up 115 us against 90 us for the two linears apart) */
     int rows = (N + 15) / 16 >= sms && n->op != OP_LINEAR_EW ? 2 : 1;
-    int64_t per_warp = n->op == OP_LINEAR_EW ? w->shape[0] : N;   /* a linear_ew's products share rows */
     k[0] = (KernelChoice){.family = KF_GEMV, .min_T = 1, .max_T = 4, .p = {rows, vec},
                           .why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs",
-                                              (long long)N, (long long)((per_warp + 8 * rows - 1) / (8 * rows)), sms)};
+                                              (long long)N, (long long)gemv_blocks(c->graph, n, rows), sms)};
     if (!mma) {
         k[1] = (KernelChoice){.family = KF_GEMV, .min_T = 5, .p = {rows, vec},
                               .why = half ? "K is not a multiple of 8: no tensor-core path; 4 tokens per block row"
@@ -141,9 +148,7 @@ static void select_norm(Compilation *c, Node *r)
     for (int i = r->id + 1; i < launch->id; i++)
         if (!(ir_ops[g->nodes[i]->op].flags & (OPF_LEAF | OPF_VIEW)))
             return;
-    /* a warp computes p[0] rows of each product: a linear_ew's products share their rows */
-    int64_t rows = launch->op == OP_LINEAR_EW ? launch->src[1]->shape[0] : launch_rows(g, launch);
-    int64_t blocks = (rows + 8 * launch->choice[0].p[0] - 1) / (8 * launch->choice[0].p[0]);
+    int64_t blocks = gemv_blocks(g, launch, launch->choice[0].p[0]);
     if (blocks > NORM_FOLD_BLOCKS)
         return;
     KernelChoice *k = choices(c, r, launch->nchoice);

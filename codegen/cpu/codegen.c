@@ -159,10 +159,8 @@ bool cpu_codegen(Compilation *c, const CpuOptions *o, CpuModule **out)
 {
     init_llvm();
     Diags *d = c->diags;
-    if (c->unbound) {
-        diag_error_nopos(d, "cannot generate code: some parameters have no value (give --weights, --config or --set)");
+    if (!pt_bound(c))
         return false;
-    }
     CpuModule *m = calloc(1, sizeof *m);
     if (!m) {
         diag_error_nopos(d, "out of memory");

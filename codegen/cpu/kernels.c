@@ -364,16 +364,7 @@ bool cpu_emit_attention(CpuGen *g, Node *n)
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
     double scale = ir_attention_scale(n);
     /* the KV caches: buffers of their own, sized by the runtime's max context */
-    int kc = -1, vc = -1;
-    for (int which = 0; which < 2; which++) {
-        int id = pt_new_buf(&g->t);
-        RtBuf *b = &g->t.bufs[id];
-        b->kind = RB_KV;
-        b->name = arena_printf(g->c->arena, "%s cache of %%%d (layer %d)", which ? "v" : "k", n->id, n->layer);
-        b->dtype = RT_F32;
-        b->bytes_per_pos = hkv * dh * 4;
-        *(which ? &vc : &kc) = id;
-    }
+    int kc = pt_new_kv_buf(&g->t, n, 0), vc = pt_new_kv_buf(&g->t, n, 1);
     emit_kv_store(g, n, kc, vc);
 
     const char *name = cpu_kernel_name(g, n, "");

@@ -128,10 +128,8 @@ bool cuda_codegen(Compilation *c, const CudaOptions *o, CudaModule **out)
 {
     Diags *d = c->diags;
     *out = NULL;
-    if (c->unbound) {
-        diag_error_nopos(d, "cannot generate code: some parameters have no value (give --weights, --config or --set)");
+    if (!pt_bound(c))
         return false;
-    }
     CudaModule *m = calloc(1, sizeof *m);
     if (!m) {
         diag_error_nopos(d, "out of memory");

@@ -151,11 +151,11 @@ static bool emit_rms_norm(CudaGen *g, Node *n)
 typedef struct LinJob {
     const Node *n;
     int nparts, nw, ne;
-    const Node *part[3];           /* the nodes whose outputs the launch writes */
+    const Node *part[IR_MAX_GROUP];   /* the nodes whose outputs the launch writes */
     const Node *w[IR_MAX_SRC];     /* a weight per part (groups), or the nw products' weights */
     const Node *e[IR_MAX_SRC];
     const EwProg *prog;            /* NULL: store the product */
-    int64_t N[3], K;
+    int64_t N[IR_MAX_GROUP], K;
     WType wt;
     const Node *norm;              /* the rms_norm that the GEMV variants fold in (select: KF_NORM_IN_GEMV) */
     WType gt;                      /* its weight's type */
@@ -175,15 +175,10 @@ static bool lin_job(CudaGen *g, Node *n, LinJob *j)
             j->e[j->ne++] = n->src[i];
         j->prog = &n->a.lew.ew;
     } else {
-        const Graph *gr = g->c->graph;
-        for (int i = n->id; i < gr->n; i++) {
-            const Node *m = gr->nodes[i];
-            if (m == n || m->lead == n) {
-                IR_ASSERT(j->nparts < 3);
-                j->part[j->nparts] = m;
-                j->w[j->nparts] = m->src[1];
-                j->N[j->nparts++] = m->src[1]->shape[0];
-            }
+        j->nparts = ir_group(g->c->graph, n, j->part);
+        for (int i = 0; i < j->nparts; i++) {
+            j->w[i] = j->part[i]->src[1];
+            j->N[i] = j->part[i]->src[1]->shape[0];
         }
     }
     const Node *x = n->src[0];
@@ -738,18 +733,6 @@ static void attn_head(CudaGen *g, FILE *f, const Node *n, const char *out_name)
             out_name, (long long)hq, (long long)hkv, scale, n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T");
 }
 
-static int kv_cache(CudaGen *g, const Node *n, int which)
-{
-    int64_t hkv = n->src[1]->shape[1], dh = n->src[1]->shape[2];
-    int id = pt_new_buf(&g->t);
-    RtBuf *b = &g->t.bufs[id];
-    b->kind = RB_KV;
-    b->name = arena_printf(g->c->arena, "%s cache of %%%d (layer %d)", which ? "v" : "k", n->id, n->layer);
-    b->dtype = RT_F32;
-    b->bytes_per_pos = hkv * dh * 4;
-    return id;
-}
-
 /* A prefill attention kernel's head: the RoPE table when q is rotated there,
  * then the signature (Q, the caches, O) up to the body's first line. */
 static void prefill_head(CudaGen *g, FILE *f, const Node *n)
@@ -907,7 +890,7 @@ static bool emit_attention(CudaGen *g, Node *n)
                    (long long)dh);
         return false;
     }
-    int kc = kv_cache(g, n, 0), vc = kv_cache(g, n, 1);
+    int kc = pt_new_kv_buf(&g->t, n, 0), vc = pt_new_kv_buf(&g->t, n, 1);
     KText t;
     /* the step's keys and values into the caches at pos0.. */
     FILE *f = cg_text(&t);

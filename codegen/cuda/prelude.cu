@@ -35,8 +35,9 @@ DEV void ld8_f16(const u16 *p, size_t i, float *o)
     u32 w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-        o[2 * j] = h2f((u16)(w[j] & 0xffffu));
-        o[2 * j + 1] = h2f((u16)(w[j] >> 16));
+        const float2 f = unpack_f16(w[j]);
+        o[2 * j] = f.x;
+        o[2 * j + 1] = f.y;
     }
 }
 DEV void ld8_bf16(const u16 *p, size_t i, float *o)
@@ -45,8 +46,9 @@ DEV void ld8_bf16(const u16 *p, size_t i, float *o)
     u32 w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-        o[2 * j] = __uint_as_float(w[j] << 16);
-        o[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
+        const float2 f = unpack_bf16(w[j]);
+        o[2 * j] = f.x;
+        o[2 * j + 1] = f.y;
     }
 }
 DEV void ld8_f32(const float *p, size_t i, float *o)
