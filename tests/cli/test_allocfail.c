@@ -228,7 +228,7 @@ static long inject(LoadFn *load, const char *path)
     }
 }
 
-static void check_dir(LoadFn *load, const char *dir, const char *suffix, const char *prefix_not)
+static void check_dir(LoadFn *load, const char *dir, const char *suffix)
 {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "ls %s", dir);
@@ -240,7 +240,7 @@ static void check_dir(LoadFn *load, const char *dir, const char *suffix, const c
     while (fgets(name, sizeof name, ls)) {
         name[strcspn(name, "\n")] = 0;
         size_t n = strlen(name), s = strlen(suffix);
-        if (n < s || strcmp(name + n - s, suffix) || !strncmp(name, prefix_not, strlen(prefix_not)))
+        if (n < s || strcmp(name + n - s, suffix) || !strncmp(name, "near_", 5))
             continue;
         char path[512];
         snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -259,34 +259,24 @@ static void check_dir(LoadFn *load, const char *dir, const char *suffix, const c
     print_message("%s: %d files, %ld allocations failed one at a time, each a clean error\n", dir, files, allocs);
 }
 
-static void test_safetensors(void **state)
-{
-    (void)state;
-    check_dir(load_st, "tests/fuzz/corpus/safetensors", ".safetensors", "near_");
-}
+/* One reader over one seed directory; every seed it loads is injected ("near_" seeds are meant to fail). */
+typedef struct Reader {
+    LoadFn *load;
+    const char *dir, *suffix;
+} Reader;
 
-static void test_gguf(void **state)
-{
-    (void)state;
-    check_dir(load_ckpt, "tests/fuzz/corpus/gguf", ".gguf", "near_");
-}
+static const Reader readers[] = {
+    {load_st, "tests/fuzz/corpus/safetensors", ".safetensors"},
+    {load_ckpt, "tests/fuzz/corpus/gguf", ".gguf"},
+    {load_gguf_tokenizer, "tests/fuzz/corpus/gguf", ".gguf"},
+    {load_config, "tests/fuzz/corpus/config", ".json"},
+    {load_tokenizer, "tests/fuzz/corpus/tokenizer", ".json"},
+};
 
-static void test_gguf_tokenizers(void **state)
+static void test_reader(void **state)
 {
-    (void)state;
-    check_dir(load_gguf_tokenizer, "tests/fuzz/corpus/gguf", ".gguf", "near_");
-}
-
-static void test_config(void **state)
-{
-    (void)state;
-    check_dir(load_config, "tests/fuzz/corpus/config", ".json", "near_");
-}
-
-static void test_tokenizer(void **state)
-{
-    (void)state;
-    check_dir(load_tokenizer, "tests/fuzz/corpus/tokenizer", ".json", "near_");
+    const Reader *r = *state;
+    check_dir(r->load, r->dir, r->suffix);
 }
 
 /* ---- the frontend and passes, in a child per failing allocation --------------------- */
@@ -363,8 +353,12 @@ int main(void)
 {
     json_set_alloc_funcs(json_malloc, __wrap_free);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_safetensors), cmocka_unit_test(test_gguf),     cmocka_unit_test(test_gguf_tokenizers),
-        cmocka_unit_test(test_config),      cmocka_unit_test(test_tokenizer), cmocka_unit_test(test_frontend),
+        {"safetensors", test_reader, NULL, NULL, (void *)&readers[0]},
+        {"gguf", test_reader, NULL, NULL, (void *)&readers[1]},
+        {"gguf_tokenizers", test_reader, NULL, NULL, (void *)&readers[2]},
+        {"config", test_reader, NULL, NULL, (void *)&readers[3]},
+        {"tokenizer", test_reader, NULL, NULL, (void *)&readers[4]},
+        cmocka_unit_test(test_frontend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

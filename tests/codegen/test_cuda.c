@@ -24,6 +24,7 @@
 #include "codegen/cuda/cuda.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "tests/test_util.h"
 
 typedef struct Shape {
     const char *name, *config;
@@ -57,12 +58,7 @@ typedef struct Build {
 
 static void fail_with_diags(Build *b, const char *what)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    diag_print(&b->diags, f);
-    fclose(f);
-    fail_msg("%s failed:\n%s", what, buf);
+    fail_msg("%s failed:\n%s", what, test_diag_text(&b->diags));
 }
 
 static void build(Build *b, const Shape *s, DType dt, int sm)
@@ -381,11 +377,7 @@ static void test_nvrtc_error_message(void **state)
     assert_non_null(at);
     memcpy(at, "modelc_arg{ax", 13);   /* a syntax error in the prelude's kernel */
     assert_false(cuda_compile(b.m, &b.diags));
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    diag_print(&b.diags, f);
-    fclose(f);
+    char *buf = test_diag_text(&b.diags);
     assert_non_null(strstr(buf, "NVRTC could not compile"));
     assert_non_null(strstr(buf, "the source is kept at /tmp/modelc-llama-"));
     assert_non_null(strstr(buf, "error"));

@@ -47,6 +47,7 @@
 #include "codegen/cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "tests/test_util.h"
 #include "runtime/internal.h"   /* RT_POOL_MIN_COST: which launches the pool splits */
 #include "runtime/runtime.h"
 
@@ -304,12 +305,7 @@ typedef struct BuildOpts {
 
 static void fail_with_diags(Build *b, const char *what)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    diag_print(&b->diags, f);
-    fclose(f);
-    fail_msg("%s failed:\n%s\nspec:\n%s", what, buf, b->spec);
+    fail_msg("%s failed:\n%s\nspec:\n%s", what, test_diag_text(&b->diags), b->spec);
 }
 
 /* spec (malloc'd, taken over) -> planned graph -> LLVM module, not yet JIT-compiled */
