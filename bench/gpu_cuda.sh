@@ -8,8 +8,11 @@
 #   check     logits and greedy tokens vs HF float32 (bench/gpu_check.sh), tiny,
 #             SmolLM2-135M and Llama-3.2-1B shapes, f16 and bf16
 #   check-long  the same for 100- and 600-token prompts (the larger GEMM tiles)
-#   sanitize  compute-sanitizer memcheck and racecheck on the tiny model, and an
-#             absurd KV-cache request that must fail cleanly
+#   sanitize  compute-sanitizer memcheck and racecheck on the tiny model (an 8-token
+#             prompt: the decode kernels; a 72-token one: the tensor-core GEMMs and the
+#             FlashAttention-2 tiles), and an absurd KV-cache request that must fail cleanly
+#   gguf      a Q4_1 GGUF (.gpu/q4_1-gqa3.gguf, written by tests/e2e/test_gguf.py) on
+#             the GPU: logits vs the CPU's run of the same file with --dequantize
 #   bench     decode tok/s (1B, 8B shapes, fp16) and prefill 2048 beside HF and
 #             the measured copy bandwidth (bench/gpu_bench.py), the GEMM table vs cuBLAS
 # Logs go under $OUT (or /tmp/gpu_cuda).
@@ -33,16 +36,31 @@ for step in $STEPS; do
   sanitize)
     d=/tmp/san-tiny
     python3 .gpu/hf_llama.py make --config tiny --out $d --dtype float16 --seed 3 > /dev/null
-    for tool in memcheck racecheck; do
-      compute-sanitizer --tool $tool --error-exitcode 9 $MODELC run models/llama.mdl --weights $d --target cuda \
-        --tokens 5,6,7,8,9,10,11,12 --max-new 8 > "$OUT/san-$tool.log" 2>&1
-      echo "compute-sanitizer $tool: exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$OUT/san-$tool.log") clean summaries)"
-      grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race" "$OUT/san-$tool.log" | head -5
+    long=$(seq -s, 3 74)
+    for toks in 5,6,7,8,9,10,11,12 "$long"; do
+      n=$(echo "$toks" | tr ',' '\n' | wc -l)
+      for tool in memcheck racecheck; do
+        compute-sanitizer --tool $tool --error-exitcode 9 $MODELC run models/llama.mdl --weights $d --target cuda \
+          --tokens "$toks" --max-new 8 > "$OUT/san-$tool-$n.log" 2>&1
+        echo "compute-sanitizer $tool, $n-token prompt: exit $? ($(grep -c -E 'ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards' "$OUT/san-$tool-$n.log") clean summaries)"
+        grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race" "$OUT/san-$tool-$n.log" | head -5
+      done
     done
     # 16M positions of SmolLM2's KV cache (46 KB each) are far more than the GPU holds
     python3 .gpu/hf_llama.py make --config smollm2-135m --out /tmp/san-sm --dtype float16 --seed 3 > /dev/null
     $MODELC run models/llama.mdl --weights /tmp/san-sm --target cuda --tokens 1,2 --ctx 16777216 > "$OUT/oom.out" 2> "$OUT/oom.log"
     echo "absurd --ctx: exit $? -- $(tail -1 "$OUT/oom.log") -- stdout bytes: $(wc -c < "$OUT/oom.out")"
+    ;;
+  gguf)
+    g=.gpu/q4_1-gqa3.gguf
+    $MODELC run models/llama.mdl --weights $g --target cuda --tokens 3,1,4,1,5,9,2,6 --max-new 16 \
+      --logits-out /tmp/gguf-gpu.npy > "$OUT/gguf-gpu.out" 2> "$OUT/gguf-gpu.log"
+    echo "GPU run of $g: exit $? -- $(tail -1 "$OUT/gguf-gpu.log")"
+    $MODELC run models/llama.mdl --weights $g --dequantize --tokens 3,1,4,1,5,9,2,6 --max-new 16 \
+      --logits-out /tmp/gguf-cpu.npy > "$OUT/gguf-cpu.out" 2>/dev/null
+    python3 -c "import numpy as np; a=np.load('/tmp/gguf-gpu.npy').astype(float); b=np.load('/tmp/gguf-cpu.npy').astype(float); print('GPU vs CPU logits rel-err %.3e' % (np.linalg.norm(a-b)/np.linalg.norm(b)))"
+    echo "tokens GPU: $(cat "$OUT/gguf-gpu.out")"
+    echo "tokens CPU: $(cat "$OUT/gguf-cpu.out")"
     ;;
   bench)
     python3 bench/gpu_bench.py --modelc $MODELC --out "$OUT" ${BENCH_ARGS:-}

@@ -46,10 +46,13 @@ static const char usage_text[] =
     "\n"
     "compiler options:\n"
     "  --target T            cpu (default), cuda (the GPU's architecture), or cuda:sm_80, cuda:sm_90 ...\n"
-    "  --print-after=PASS    print the IR after PASS (lower, infer, fold, fuse, epilogue, plan, select)\n"
+    "  --print-after=PASS    print the IR after PASS (lower, infer, fold, fuse, epilogue,\n"
+    "                        quantize, plan, select)\n"
     "  --print-after-all     print the IR after every pass\n"
     "  --time-passes         print each pass's time on stderr\n"
     "  -O0 .. -O3            LLVM optimization level (default -O3)\n"
+    "  --activations q8|f32  CPU, linears of Q8_0/Q4_0/Q4_1 weights: 8-bit activations and integer\n"
+    "                        dot products as llama.cpp (q8, default), or f32 (exact, slower)\n"
     "\n"
     "emit:\n"
     "  --emit ir|llvm|asm|obj|cuda|ptx|sass  what to write (default ir; cuda, ptx and sass imply --target\n"
@@ -76,7 +79,7 @@ static void print_usage(void)
 
 typedef struct Opts {
     const char *cmd, *spec, *config, *emit, *outdir, *print_after;
-    bool print_after_all, time_passes, lib;
+    bool print_after_all, time_passes, lib, f32_act;
     int nset;
     const char *set_names[CLI_MAX_SET], *set_values[CLI_MAX_SET];
     DType weight_dt;
@@ -162,8 +165,12 @@ static void parse_args(int argc, char **argv, Opts *o)
                 usage_error("--target takes cpu, cuda or cuda:sm_XX (XX >= 80), got '%s'", v);
         } else if ((v = value_of(argc, argv, &i, "--print-after"))) {
             if (!pass_exists(v))
-                usage_error("--print-after: no pass named '%s' (passes: lower, infer, fold, fuse, epilogue, plan, select)", v);
+                usage_error("--print-after: no pass named '%s' (passes: lower, infer, fold, fuse, epilogue, quantize, plan, select)", v);
             o->print_after = v;
+        } else if ((v = value_of(argc, argv, &i, "--activations"))) {
+            if (strcmp(v, "q8") && strcmp(v, "f32"))
+                usage_error("--activations takes q8 or f32, got '%s'", v);
+            o->f32_act = !strcmp(v, "f32");
         } else if (!strcmp(a, "--print-after-all")) {
             o->print_after_all = true;
         } else if (!strcmp(a, "--lib")) {
@@ -311,7 +318,8 @@ static bool compile_spec(const Opts *o, Build *b, FILE *dump)
     b->env = (CompileEnv){.config = gguf_cfg ? gguf_cfg : b->config, .ckpt = b->ckpt, .ckpt_path = o->run.weights,
                           .config_path = gguf_cfg ? o->run.weights : cfg,
                           .nset = o->nset, .set_names = o->set_names, .set_values = o->set_values,
-                          .default_weight_dt = o->weight_dt, .target = o->target, .sm = sm, .sms = b->gpu.sms};
+                          .default_weight_dt = o->weight_dt, .target = o->target, .sm = sm, .sms = b->gpu.sms,
+                          .f32_activations = o->f32_act};
     b->comp = (Compilation){.arena = b->arena, .diags = &b->diags, .module = m, .env = &b->env};
     PassOptions po = {.print_after = o->print_after, .print_after_all = o->print_after_all,
                       .time_passes = o->time_passes, .dump = dump};
@@ -604,7 +612,7 @@ static char *build_options(const Opts *o, const Build *b)
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return NULL;
-    fprintf(f, "--target cpu -O%d%s", o->opt, o->lib ? " --lib" : "");
+    fprintf(f, "--target cpu -O%d%s%s", o->opt, o->lib ? " --lib" : "", o->f32_act ? " --activations f32" : "");
     for (int i = 0; i < o->nset; i++)
         fprintf(f, " --set %s=%s", o->set_names[i], o->set_values[i]);
     if (o->weight_dt)

@@ -5,6 +5,7 @@
 #   2. modelc check: models/llama.mdl binds to the GGUF's metadata unchanged
 #   3. the IR after the passes (embedding and layer 0) and one kernel's LLVM IR
 #   4. one chat prompt on the CPU: the answer, streamed, and tokens/s
+#   5. the same prompt on the GPU (--target cuda), when nvidia-smi finds one
 set -euo pipefail
 MODELC=${MODELC:-build/modelc}
 OUT=${DEMO_DIR:-build/demo}
@@ -31,5 +32,12 @@ echo "user: $PROMPT"
 printf 'assistant: '
 "$MODELC" run models/llama.mdl --weights "$GGUF" --chat "$PROMPT" --max-new 96
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
-  echo "(a GPU is present, but the CUDA backend is not built yet: the CPU answered)"
+  say "5. chat, on the GPU ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
+  echo "user: $PROMPT"
+  printf 'assistant: '
+  # the CUDA kernels read f16/bf16/f32: the GGUF's blocks are dequantized at load
+  "$MODELC" run models/llama.mdl --weights "$GGUF" --target cuda --chat "$PROMPT" --max-new 96
+else
+  echo
+  echo "(no GPU found by nvidia-smi: step 5, the same prompt with --target cuda, skipped)"
 fi

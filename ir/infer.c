@@ -140,11 +140,13 @@ static bool infer_rms_norm(Node *n, Diags *d)
     return true;
 }
 
-/* linear(x [..., K], w [N, K]) -> f32 [..., N] */
+/* linear(x [..., K], w [N, K]) -> f32 [..., N]; x may be q8_1 (pass
+ * "quantize") when w is a block type */
 static bool infer_linear(Node *n, Diags *d)
 {
     Node *x = n->src[0], *w = n->src[1];
-    if (!need_float(n, 0, d) || !need_weight(n, 1, d) || !need_rank(n, 0, 1, IR_MAX_RANK, d) ||
+    bool q8 = x->dt == DT_Q8_1 && ir_block_bytes(w->dt);
+    if ((!q8 && !need_float(n, 0, d)) || !need_weight(n, 1, d) || !need_rank(n, 0, 1, IR_MAX_RANK, d) ||
         !need_rank(n, 1, 2, 2, d))
         return false;
     if (!dim_agree(x->shape[x->rank - 1], w->shape[1]))
@@ -301,6 +303,21 @@ static bool infer_linear_ew(Node *n, Diags *d)
     for (int i = 1 + nw; i < n->nsrc; i++)
         if (!same_shape(n, n->src[i]))
             return mismatch_at(n, 0, i, "operands", d);
+    return true;
+}
+
+/* quantize(x [..., K]) -> q8_1 [..., K] (pass "quantize"; K whole blocks of 32) */
+static bool infer_quantize(Node *n, Diags *d)
+{
+    Node *x = n->src[0];
+    if (!need_float(n, 0, d) || !need_rank(n, 0, 1, IR_MAX_RANK, d))
+        return false;
+    int64_t K = x->shape[x->rank - 1];
+    if (K >= 0 && K % 32) {
+        diag_error(d, n->loc, "'quantize' needs rows of whole blocks of 32, got %lld", (long long)K);
+        return false;
+    }
+    set_shape(n, DT_Q8_1, x->rank, x->shape);
     return true;
 }
 

@@ -14,6 +14,7 @@ const OpInfo ir_ops[OP_COUNT] = {
 
 static const char *const internal_names[OP_COUNT] = {
     [OP_INPUT] = "input", [OP_WEIGHT] = "weight", [OP_FUSED] = "fused", [OP_LINEAR_EW] = "linear_ew",
+    [OP_QUANTIZE] = "quantize",
 };
 
 const char *ir_op_name(OpKind op)
@@ -24,19 +25,19 @@ const char *ir_op_name(OpKind op)
 
 const char *ir_dtype_name(DType t)
 {
-    static const char *const names[] = {"none", "f32", "f16", "bf16", "i32", "q8_0", "q4_0", "q4_1"};
+    static const char *const names[] = {"none", "f32", "f16", "bf16", "i32", "q8_0", "q4_0", "q4_1", "q8_1"};
     return names[t];
 }
 
 int ir_dtype_size(DType t)
 {
-    static const int sizes[] = {0, 4, 2, 2, 4, 0, 0, 0};
+    static const int sizes[] = {0, 4, 2, 2, 4, 0, 0, 0, 0};
     return sizes[t];
 }
 
 int ir_block_bytes(DType t)
 {
-    return t == DT_Q8_0 ? 34 : t == DT_Q4_0 ? 18 : t == DT_Q4_1 ? 20 : 0;
+    return t == DT_Q8_0 ? 34 : t == DT_Q4_0 ? 18 : t == DT_Q4_1 ? 20 : t == DT_Q8_1 ? 36 : 0;
 }
 
 bool ir_is_float(DType t)

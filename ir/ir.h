@@ -41,8 +41,10 @@ typedef struct OpInfo {
 extern const OpInfo ir_ops[OP_COUNT];
 const char *ir_op_name(OpKind op);
 
-/* DT_Q8_0/Q4_0/Q4_1: ggml blocks of 32 values (weights only: linear, embedding). */
-typedef enum { DT_NONE, DT_F32, DT_F16, DT_BF16, DT_I32, DT_Q8_0, DT_Q4_0, DT_Q4_1 } DType;
+/* DT_Q8_0/Q4_0/Q4_1: ggml blocks of 32 values (weights only: linear, embedding).
+ * DT_Q8_1: ggml's block_q8_1 {f16 d, s; i8 q[32]} (s = d * sum q), the 8-bit
+ * activations pass "quantize" gives the CPU linears of block weights. */
+typedef enum { DT_NONE, DT_F32, DT_F16, DT_BF16, DT_I32, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q8_1 } DType;
 
 const char *ir_dtype_name(DType t);
 int ir_dtype_size(DType t);        /* 0 for block types */

@@ -26,6 +26,7 @@ typedef struct CompileEnv {
     DType default_weight_dt;       /* DT_NONE means f32 */
     int target;                    /* RT_TARGET_CPU or RT_TARGET_CUDA */
     int sm, sms;                   /* CUDA: architecture (90) and multiprocessors (0: unknown, 132 assumed) */
+    bool f32_activations;          /* CPU: linears of block weights read f32 activations (pass "quantize" off) */
 } CompileEnv;
 
 typedef struct Compilation {
@@ -62,7 +63,7 @@ extern const int pass_count;
 bool pass_run_pipeline(Compilation *c, const PassOptions *o);
 bool pass_exists(const char *name);
 
-PassFn pass_lower, pass_infer_shapes, pass_fold, pass_fuse_elementwise, pass_epilogue, pass_plan_memory,
-    pass_select_kernels;
+PassFn pass_lower, pass_infer_shapes, pass_fold, pass_fuse_elementwise, pass_epilogue, pass_quantize_act,
+    pass_plan_memory, pass_select_kernels;
 
 #endif

@@ -13,6 +13,7 @@ const Pass pass_pipeline[] = {
     {"fold", pass_fold, "fold reshapes that undo each other, common subexpressions, dead nodes"},
     {"fuse", pass_fuse_elementwise, "fuse chains of elementwise ops into one kernel"},
     {"epilogue", pass_epilogue, "CUDA: linears absorb the elementwise ops they feed; linears of one input share a launch"},
+    {"quantize", pass_quantize_act, "CPU: linears of Q8_0/Q4_0/Q4_1 weights read 8-bit activations (q8_1 blocks)"},
     {"plan", pass_plan_memory, "activation buffers: liveness and slot reuse"},
     {"select", pass_select_kernels, "CUDA: kernel family and tile sizes per op, shape and GPU (heuristic dataflow)"},
 };

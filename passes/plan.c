@@ -64,9 +64,15 @@ bool pass_plan_memory(Compilation *c)
                        ir_op_name(nd->op), ir_shape_str(c->arena, nd));
             return false;
         }
-        /* bytes, and a sane bound: 2^40 bytes per token or in all */
-        if (r == -2 || __builtin_mul_overflow(per_tok, ir_dtype_size(nd->dt), &per_tok) ||
-            __builtin_mul_overflow(cst, ir_dtype_size(nd->dt), &cst) || per_tok > ((int64_t)1 << 40) ||
+        /* bytes (blocks of 32 for q8_1 activations: the last dim is whole blocks), and a
+         * sane bound: 2^40 bytes per token or in all */
+        int esz = ir_dtype_size(nd->dt), bb = ir_block_bytes(nd->dt);
+        if (bb && r == 0) {
+            per_tok /= 32, cst /= 32;
+            esz = bb;
+        }
+        if (r == -2 || __builtin_mul_overflow(per_tok, esz, &per_tok) ||
+            __builtin_mul_overflow(cst, esz, &cst) || per_tok > ((int64_t)1 << 40) ||
             cst > ((int64_t)1 << 40)) {
             diag_error(c->diags, nd->loc, "'%s' has shape %s, too large to plan (more than 2^40 bytes)",
                        ir_op_name(nd->op), ir_shape_str(c->arena, nd));

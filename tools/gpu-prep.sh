@@ -8,4 +8,7 @@ mkdir -p .gpu
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
 strip -o .gpu/modelc build/modelc
 install -m 644 ../shared/reference/hf_llama.py .gpu/hf_llama.py
+# a small Q4_1 GGUF for bench/gpu_cuda.sh gguf (tests/e2e/test_gguf.py writes it)
+kept=$(python3 tests/e2e/test_gguf.py --modelc build/modelc --keep | sed -n 's/^test_gguf: kept //p')
+cp "$kept/q4_1-gqa3/q4_1-gqa3.gguf" .gpu/ && rm -rf "$kept"
 ls -la .gpu

@@ -84,7 +84,8 @@ LLVMTypeRef kb_elem(KB *k, DType t)
     case DT_I32: return k->i32;
     case DT_Q8_0:
     case DT_Q4_0:
-    case DT_Q4_1: return k->i8;   /* blocks: addressed in bytes */
+    case DT_Q4_1:
+    case DT_Q8_1: return k->i8;   /* blocks: addressed in bytes */
     default: IR_BUG("no element type for %s", ir_dtype_name(t));
     }
 }
@@ -147,8 +148,8 @@ void kb_stores(KB *k, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v)
 /* Pairwise tree: fixed order, so results do not depend on the thread split. */
 static LLVMValueRef reduce(KB *k, LLVMValueRef v, bool max)
 {
-    for (int n = k->vw; n > 1; n /= 2) {
-        LLVMValueRef lo_idx[32], hi_idx[32];
+    for (int n = (int)LLVMGetVectorSize(LLVMTypeOf(v)); n > 1; n /= 2) {
+        LLVMValueRef lo_idx[64], hi_idx[64];
         for (int i = 0; i < n / 2; i++) {
             lo_idx[i] = LLVMConstInt(k->i32, (unsigned)i, 0);
             hi_idx[i] = LLVMConstInt(k->i32, (unsigned)(i + n / 2), 0);
@@ -229,7 +230,7 @@ void kb_loop_end(KB *k, Loop *l)
     LLVMPositionBuilderAtEnd(k->b, l->exit);
 }
 
-static LLVMValueRef load_half(KB *k, LLVMValueRef base, LLVMValueRef off)
+LLVMValueRef kb_load_half(KB *k, LLVMValueRef base, LLVMValueRef off)
 {
     LLVMValueRef p = LLVMBuildBitCast(k->b, kb_gep(k, base, off), LLVMPointerType(k->f16, 0), "");
     LLVMValueRef h = LLVMBuildLoad2(k->b, k->f16, p, "");
@@ -237,7 +238,7 @@ static LLVMValueRef load_half(KB *k, LLVMValueRef base, LLVMValueRef off)
     return LLVMBuildFPExt(k->b, h, k->f32, "");
 }
 
-static LLVMValueRef load_bytes(KB *k, LLVMValueRef base, LLVMValueRef off, unsigned n)
+LLVMValueRef kb_load_bytes(KB *k, LLVMValueRef base, LLVMValueRef off, unsigned n)
 {
     LLVMTypeRef vt = LLVMVectorType(k->i8, n);
     LLVMValueRef p = LLVMBuildBitCast(k->b, kb_gep(k, base, off), LLVMPointerType(vt, 0), "");
@@ -257,32 +258,134 @@ static LLVMValueRef byte_lanes(KB *k, LLVMValueRef v, int from, bool is_signed)
     return is_signed ? LLVMBuildSIToFP(k->b, w, k->vf, "") : LLVMBuildUIToFP(k->b, w, k->vf, "");
 }
 
+static LLVMValueRef splat_i8(KB *k, int v, unsigned n)
+{
+    LLVMValueRef c[64];
+    for (unsigned i = 0; i < n; i++)
+        c[i] = LLVMConstInt(k->i8, (unsigned long long)v, 1);
+    return LLVMConstVector(c, n);
+}
+
+/* The 16 bytes at base + off as 32 nibbles, low nibbles first: <32 x i8> in 0..15. */
+static LLVMValueRef nibbles(KB *k, LLVMValueRef base, LLVMValueRef off)
+{
+    LLVMValueRef qs = kb_load_bytes(k, base, off, 16);
+    LLVMValueRef lo = LLVMBuildAnd(k->b, qs, splat_i8(k, 15, 16), "");
+    LLVMValueRef hi = LLVMBuildLShr(k->b, qs, splat_i8(k, 4, 16), "");
+    LLVMValueRef cat_idx[32];
+    for (int i = 0; i < 32; i++)
+        cat_idx[i] = LLVMConstInt(k->i32, (unsigned)i, 0);
+    return LLVMBuildShuffleVector(k->b, lo, hi, LLVMConstVector(cat_idx, 32), "");
+}
+
 /* ggml: Q8_0 {f16 d; i8 q[32]}: d*q.  Q4_0 {f16 d; u8 qs[16]}: d*((nibble)-8),
  * low nibbles first.  Q4_1 {f16 d, m; u8 qs[16]}: d*nibble + m. */
 void kb_loadq(KB *k, LLVMValueRef base, LLVMValueRef off, DType t, LLVMValueRef *out)
 {
     IR_ASSERT(32 % k->vw == 0);
     int nv = 32 / k->vw;
-    LLVMValueRef d = kb_vsplat(k, load_half(k, base, off));
+    LLVMValueRef d = kb_vsplat(k, kb_load_half(k, base, off));
     if (t == DT_Q8_0) {
-        LLVMValueRef q = load_bytes(k, base, kb_add(k, off, kb_i64(k, 2)), 32);
+        LLVMValueRef q = kb_load_bytes(k, base, kb_add(k, off, kb_i64(k, 2)), 32);
         for (int v = 0; v < nv; v++)
             out[v] = LLVMBuildFMul(k->b, byte_lanes(k, q, v * k->vw, true), d, "");
         return;
     }
-    int qoff = t == DT_Q4_1 ? 4 : 2;
-    LLVMValueRef qs = load_bytes(k, base, kb_add(k, off, kb_i64(k, qoff)), 16);
-    LLVMValueRef lo = LLVMBuildAnd(k->b, qs, LLVMConstVector((LLVMValueRef[]){[0 ... 15] = LLVMConstInt(k->i8, 15, 0)}, 16), "");
-    LLVMValueRef hi = LLVMBuildLShr(k->b, qs, LLVMConstVector((LLVMValueRef[]){[0 ... 15] = LLVMConstInt(k->i8, 4, 0)}, 16), "");
-    LLVMValueRef cat_idx[32];
-    for (int i = 0; i < 32; i++)
-        cat_idx[i] = LLVMConstInt(k->i32, (unsigned)i, 0);
-    LLVMValueRef q = LLVMBuildShuffleVector(k->b, lo, hi, LLVMConstVector(cat_idx, 32), "");
-    LLVMValueRef m = t == DT_Q4_1 ? kb_vsplat(k, load_half(k, base, kb_add(k, off, kb_i64(k, 2)))) : NULL;
+    LLVMValueRef q = nibbles(k, base, kb_add(k, off, kb_i64(k, t == DT_Q4_1 ? 4 : 2)));
+    LLVMValueRef m = t == DT_Q4_1 ? kb_vsplat(k, kb_load_half(k, base, kb_add(k, off, kb_i64(k, 2)))) : NULL;
     LLVMValueRef eight = kb_vsplat(k, kb_f32(k, 8.0));
     for (int v = 0; v < nv; v++) {
         LLVMValueRef x = byte_lanes(k, q, v * k->vw, false);
         out[v] = t == DT_Q4_1 ? LLVMBuildFAdd(k->b, LLVMBuildFMul(k->b, x, d, ""), m, "")
                               : LLVMBuildFMul(k->b, LLVMBuildFSub(k->b, x, eight, ""), d, "");
     }
+}
+
+void kb_loadq_i8(KB *k, LLVMValueRef base, LLVMValueRef off, DType t, LLVMValueRef *d, LLVMValueRef *m, LLVMValueRef *q)
+{
+    *d = kb_load_half(k, base, off);
+    *m = NULL;
+    if (t == DT_Q8_0) {
+        *q = kb_load_bytes(k, base, kb_add(k, off, kb_i64(k, 2)), 32);
+    } else if (t == DT_Q4_0) {
+        *q = LLVMBuildSub(k->b, nibbles(k, base, kb_add(k, off, kb_i64(k, 2))), splat_i8(k, 8, 32), "");
+    } else {
+        IR_ASSERT(t == DT_Q4_1);
+        *m = kb_load_half(k, base, kb_add(k, off, kb_i64(k, 2)));
+        *q = nibbles(k, base, kb_add(k, off, kb_i64(k, 4)));
+    }
+}
+
+static bool has_avx2(KB *k)
+{
+    return k->features && strstr(k->features, "+avx2") != NULL;
+}
+
+/* Lanes 2i and 2i + 1 of an integer vector added, as the wider lanes of type to (half as many). */
+static LLVMValueRef add_pairs(KB *k, LLVMValueRef v, LLVMTypeRef to)
+{
+    unsigned n = LLVMGetVectorSize(LLVMTypeOf(v));
+    LLVMValueRef ev[32], od[32];
+    for (unsigned i = 0; i < n / 2; i++) {
+        ev[i] = LLVMConstInt(k->i32, 2 * i, 0);
+        od[i] = LLVMConstInt(k->i32, 2 * i + 1, 0);
+    }
+    LLVMValueRef a = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(ev, n / 2), "");
+    LLVMValueRef b = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(od, n / 2), "");
+    return LLVMBuildAdd(k->b, LLVMBuildSExt(k->b, a, to, ""), LLVMBuildSExt(k->b, b, to, ""), "");
+}
+
+LLVMValueRef kb_dot4_i8(KB *k, LLVMValueRef w, LLVMValueRef x, bool w_unsigned)
+{
+    if (has_avx2(k)) {
+        /* vpmaddubsw (u8 x s8, pairs summed to i16: no saturation here, |w| <= 128 and |x| <= 127 give
+         * at most 32512) then vpmaddwd by ones; signed weights as |w| and x with w's sign (vpsignb) */
+        LLVMValueRef a = w, b = x;
+        if (!w_unsigned) {
+            a = kb_call(k, "llvm.x86.avx2.psign.b", NULL, (LLVMValueRef[]){w, w}, 2);
+            b = kb_call(k, "llvm.x86.avx2.psign.b", NULL, (LLVMValueRef[]){x, w}, 2);
+        }
+        LLVMValueRef p16 = kb_call(k, "llvm.x86.avx2.pmadd.ub.sw", NULL, (LLVMValueRef[]){a, b}, 2);
+        LLVMValueRef ones[16];
+        for (int i = 0; i < 16; i++)
+            ones[i] = LLVMConstInt(k->i16, 1, 0);
+        return kb_call(k, "llvm.x86.avx2.pmadd.wd", NULL, (LLVMValueRef[]){p16, LLVMConstVector(ones, 16)}, 2);
+    }
+    LLVMTypeRef v32i16 = LLVMVectorType(k->i16, 32);
+    LLVMValueRef a = w_unsigned ? LLVMBuildZExt(k->b, w, v32i16, "") : LLVMBuildSExt(k->b, w, v32i16, "");
+    LLVMValueRef p = LLVMBuildMul(k->b, a, LLVMBuildSExt(k->b, x, v32i16, ""), "");
+    return add_pairs(k, add_pairs(k, p, LLVMVectorType(k->i32, 16)), LLVMVectorType(k->i32, 8));
+}
+
+void kb_quantize_q8_1(KB *k, LLVMValueRef x, LLVMValueRef idx, LLVMValueRef dst, LLVMValueRef off)
+{
+    LLVMTypeRef v32f = LLVMVectorType(k->f32, 32), v32i = LLVMVectorType(k->i32, 32);
+    LLVMValueRef p = LLVMBuildBitCast(k->b, kb_gep(k, x, idx), LLVMPointerType(v32f, 0), "");
+    LLVMValueRef v = LLVMBuildLoad2(k->b, v32f, p, "");
+    LLVMSetAlignment(v, 4);
+    LLVMValueRef amax = reduce(k, kb_call(k, "llvm.fabs", v32f, &v, 1), true);
+    LLVMValueRef d = LLVMBuildFDiv(k->b, amax, kb_f32(k, 127.0), "");
+    LLVMValueRef nz = LLVMBuildFCmp(k->b, LLVMRealONE, amax, kb_f32(k, 0.0), "");
+    LLVMValueRef id = LLVMBuildSelect(k->b, nz, LLVMBuildFDiv(k->b, kb_f32(k, 127.0), amax, ""), kb_f32(k, 0.0), "");
+    LLVMValueRef ids = LLVMBuildShuffleVector(k->b, LLVMBuildInsertElement(k->b, LLVMGetUndef(v32f), id, LLVMConstInt(k->i32, 0, 0), ""),
+                                              LLVMGetUndef(v32f), LLVMConstNull(LLVMVectorType(k->i32, 32)), "");
+    LLVMValueRef r = LLVMBuildFMul(k->b, v, ids, "");
+    r = kb_call(k, "llvm.roundeven", v32f, &r, 1);
+    /* saturating: NaN gives 0, never poison (finite inputs stay within -127..127) */
+    LLVMTypeRef ov[2] = {v32i, v32f};
+    unsigned iid = LLVMLookupIntrinsicID("llvm.fptosi.sat", 15);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(k->mod, iid, ov, 2);
+    LLVMValueRef qi = LLVMBuildCall2(k->b, LLVMIntrinsicGetType(k->ctx, iid, ov, 2), f, &r, 1, "");
+    qi = LLVMBuildSelect(k->b, LLVMBuildICmp(k->b, LLVMIntSGT, qi, LLVMConstVector((LLVMValueRef[]){[0 ... 31] = LLVMConstInt(k->i32, 127, 1)}, 32), ""),
+                         LLVMConstVector((LLVMValueRef[]){[0 ... 31] = LLVMConstInt(k->i32, 127, 1)}, 32), qi, "");
+    qi = LLVMBuildSelect(k->b, LLVMBuildICmp(k->b, LLVMIntSLT, qi, LLVMConstVector((LLVMValueRef[]){[0 ... 31] = LLVMConstInt(k->i32, (unsigned long long)-127, 1)}, 32), ""),
+                         LLVMConstVector((LLVMValueRef[]){[0 ... 31] = LLVMConstInt(k->i32, (unsigned long long)-127, 1)}, 32), qi, "");
+    LLVMValueRef sum = kb_call(k, "llvm.vector.reduce.add", v32i, &qi, 1);
+    LLVMValueRef s = LLVMBuildFMul(k->b, d, LLVMBuildSIToFP(k->b, sum, k->f32, ""), "");
+    LLVMValueRef hp = LLVMBuildBitCast(k->b, kb_gep(k, dst, off), LLVMPointerType(k->f16, 0), "");
+    LLVMSetAlignment(LLVMBuildStore(k->b, LLVMBuildFPTrunc(k->b, d, k->f16, ""), hp), 1);
+    hp = LLVMBuildBitCast(k->b, kb_gep(k, dst, kb_add(k, off, kb_i64(k, 2))), LLVMPointerType(k->f16, 0), "");
+    LLVMSetAlignment(LLVMBuildStore(k->b, LLVMBuildFPTrunc(k->b, s, k->f16, ""), hp), 1);
+    LLVMValueRef qp = LLVMBuildBitCast(k->b, kb_gep(k, dst, kb_add(k, off, kb_i64(k, 4))), LLVMPointerType(LLVMVectorType(k->i8, 32), 0), "");
+    LLVMSetAlignment(LLVMBuildStore(k->b, LLVMBuildTrunc(k->b, qi, LLVMVectorType(k->i8, 32), ""), qp), 1);
 }

@@ -58,7 +58,19 @@ void kb_stores(KB *k, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);
 /* Block types: the 32 values of the block at byte offset off of base (i8*),
  * widened to f32, as 32/vw vectors in out[] (exactly ggml's dequantization). */
 void kb_loadq(KB *k, LLVMValueRef base, LLVMValueRef off, DType t, LLVMValueRef *out);
-LLVMValueRef kb_hsum(KB *k, LLVMValueRef v);
+LLVMValueRef kb_load_half(KB *k, LLVMValueRef base, LLVMValueRef off);          /* f16 at byte off, as float */
+LLVMValueRef kb_load_bytes(KB *k, LLVMValueRef base, LLVMValueRef off, unsigned n);   /* <n x i8> */
+/* Block types for integer dot products: the scale d (and Q4_1's m) as float,
+ * the 32 quants as <32 x i8> (Q8_0 as stored, Q4_0 as nibble - 8, both signed;
+ * Q4_1 as the nibble, 0..15). */
+void kb_loadq_i8(KB *k, LLVMValueRef base, LLVMValueRef off, DType t, LLVMValueRef *d, LLVMValueRef *m, LLVMValueRef *q);
+/* <8 x i32>: lane j = sum of w[i] * x[i] for i in 4j .. 4j+3 (w, x: <32 x i8>, x signed), as ggml's
+ * AVX2 vec_dot kernels form it (vpmaddubsw + vpmaddwd where the CPU has AVX2). */
+LLVMValueRef kb_dot4_i8(KB *k, LLVMValueRef w, LLVMValueRef x, bool w_unsigned);
+/* One ggml block_q8_1 at byte off of dst from the 32 floats at x[idx] (quantize_row_q8_1 of ggml's x86 code:
+ * d = max|x| / 127, q = round-half-even(x * (127 / max|x|)), s = d * sum q; d and s as halves). */
+void kb_quantize_q8_1(KB *k, LLVMValueRef x, LLVMValueRef idx, LLVMValueRef dst, LLVMValueRef off);
+LLVMValueRef kb_hsum(KB *k, LLVMValueRef v);   /* any width: pairwise halving, lanes i and i + n/2 first */
 LLVMValueRef kb_hmax(KB *k, LLVMValueRef v);
 LLVMValueRef kb_call(KB *k, const char *intrinsic, LLVMTypeRef overload, LLVMValueRef *args, int n);
 LLVMValueRef kb_fma(KB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);

@@ -72,6 +72,56 @@ static void dot_tile_blocks(KB *k, int R, int U, LLVMValueRef x, const LLVMValue
         out[i] = kb_hsum(k, kb_get(k, acc[i]));
 }
 
+/* dot_tile for q8_1 activations (pass "quantize") against block weights:
+ * xoff[u] and wrow[r] are byte offsets.  Per block, the integer products
+ * in 8 lanes of 4 (kb_dot4_i8) are scaled by d_w * d_x into an <8 x float>
+ * accumulator; Q4_1's offsets add m_w * s_x per block; the lanes are
+ * summed pairwise at the end.  ggml's AVX2 vec_dot_q4_1_q8_1 /
+ * q4_0_q8_0 / q8_0_q8_0 compute it in that order too. */
+static void dot_tile_q8(KB *k, int R, int U, LLVMValueRef x, const LLVMValueRef *xoff, LLVMValueRef w,
+                        const LLVMValueRef *wrow, DType wdt, int64_t K, LLVMValueRef *out)
+{
+    LLVMTypeRef v8f = LLVMVectorType(k->f32, 8);
+    LLVMValueRef acc[32], ms[32];
+    bool q41 = wdt == DT_Q4_1;
+    IR_ASSERT(R * U <= 32 && U <= 8 && K % 32 == 0);
+    for (int i = 0; i < R * U; i++) {
+        acc[i] = kb_alloca(k, v8f, LLVMConstNull(v8f));
+        ms[i] = q41 ? kb_alloca(k, k->f32, kb_f32(k, 0.0)) : NULL;
+    }
+    int bb = ir_block_bytes(wdt), xb = ir_block_bytes(DT_Q8_1);
+    Loop l;
+    LLVMValueRef b = kb_loop(k, &l, kb_i64(k, 0), kb_i64(k, K / 32), kb_i64(k, 1));
+    LLVMValueRef xo = kb_mul(k, b, kb_i64(k, xb)), wo = kb_mul(k, b, kb_i64(k, bb));
+    LLVMValueRef dx[8], sx[8], qx[8];
+    for (int u = 0; u < U; u++) {
+        LLVMValueRef o = kb_add(k, xoff[u], xo);
+        dx[u] = kb_load_half(k, x, o);
+        sx[u] = q41 ? kb_load_half(k, x, kb_add(k, o, kb_i64(k, 2))) : NULL;
+        qx[u] = kb_load_bytes(k, x, kb_add(k, o, kb_i64(k, 4)), 32);
+    }
+    for (int r = 0; r < R; r++) {
+        LLVMValueRef dw, mw, qw;
+        kb_loadq_i8(k, w, kb_add(k, wrow[r], wo), wdt, &dw, &mw, &qw);
+        for (int u = 0; u < U; u++) {
+            LLVMValueRef p = LLVMBuildSIToFP(k->b, kb_dot4_i8(k, qw, qx[u], q41), v8f, "");
+            LLVMValueRef s = LLVMBuildFMul(k->b, dw, dx[u], "");
+            LLVMValueRef sv = LLVMBuildShuffleVector(k->b, LLVMBuildInsertElement(k->b, LLVMGetUndef(v8f), s, LLVMConstInt(k->i32, 0, 0), ""),
+                                                     LLVMGetUndef(v8f), LLVMConstNull(LLVMVectorType(k->i32, 8)), "");
+            LLVMValueRef a = acc[r * U + u];
+            kb_set(k, a, kb_fma(k, sv, p, kb_get(k, a)));
+            if (q41)
+                kb_set(k, ms[r * U + u], LLVMBuildFAdd(k->b, kb_get(k, ms[r * U + u]), LLVMBuildFMul(k->b, mw, sx[u], ""), ""));
+        }
+    }
+    kb_loop_end(k, &l);
+    for (int i = 0; i < R * U; i++) {
+        out[i] = kb_hsum(k, kb_get(k, acc[i]));
+        if (q41)
+            out[i] = LLVMBuildFAdd(k->b, out[i], kb_get(k, ms[i]), "");
+    }
+}
+
 static void dot_tile(KB *k, int R, int U, LLVMValueRef x, const LLVMValueRef *xoff, LLVMValueRef w,
                      const LLVMValueRef *wrow, DType wdt, int64_t K, LLVMValueRef *out)
 {
@@ -135,9 +185,10 @@ static void dot_rows(KB *k, int R, LLVMValueRef x, LLVMValueRef xoff, LLVMValueR
  * the dims between seq and K).  Work items are output columns n: a thread
  * streams its rows of w once and applies them to every row of x, U rows at a
  * time (then one at a time for the rest). */
-static void linear_rows(KB *k, int R, int U, LLVMValueRef r0, LLVMValueRef x, LLVMValueRef w, LLVMValueRef y,
+static void linear_rows(KB *k, int R, int U, LLVMValueRef r0, LLVMValueRef x, DType xdt, LLVMValueRef w, LLVMValueRef y,
                         DType wdt, int64_t K, int64_t N, LLVMValueRef rows)
 {
+    int64_t xstride = xdt == DT_Q8_1 ? K / 32 * ir_block_bytes(DT_Q8_1) : K;   /* bytes for q8_1 */
     LLVMValueRef wrow[8];
     int64_t stride = ir_block_bytes(wdt) ? K / 32 * ir_block_bytes(wdt) : K;   /* elements, or bytes for blocks */
     for (int r = 0; r < R; r++)
@@ -152,8 +203,11 @@ static void linear_rows(KB *k, int R, int U, LLVMValueRef r0, LLVMValueRef x, LL
                                    : kb_loop(k, &lt, U == 1 ? kb_i64(k, 0) : tiled, rows, kb_i64(k, 1));
         LLVMValueRef xoff[8], sums[32];
         for (int u = 0; u < u_n; u++)
-            xoff[u] = kb_mul(k, kb_add(k, t, kb_i64(k, u)), kb_i64(k, K));
-        dot_tile(k, R, u_n, x, xoff, w, wrow, wdt, K, sums);
+            xoff[u] = kb_mul(k, kb_add(k, t, kb_i64(k, u)), kb_i64(k, xstride));
+        if (xdt == DT_Q8_1)
+            dot_tile_q8(k, R, u_n, x, xoff, w, wrow, wdt, K, sums);
+        else
+            dot_tile(k, R, u_n, x, xoff, w, wrow, wdt, K, sums);
         for (int u = 0; u < u_n; u++) {
             LLVMValueRef yrow = kb_add(k, kb_mul(k, kb_add(k, t, kb_i64(k, u)), kb_i64(k, N)), r0);
             for (int r = 0; r < R; r++)
@@ -172,7 +226,7 @@ bool cpu_emit_linear(CpuGen *g, Node *n)
     enum { R = 4 };
     const char *name = cpu_kernel_name(g, n, "");
     kb_begin(k, name);
-    LLVMValueRef x = kb_arg(k, 0, k->f32), w = kb_arg(k, 1, kb_elem(k, wn->dt)), y = kb_arg(k, 2, k->f32);
+    LLVMValueRef x = kb_arg(k, 0, kb_elem(k, xn->dt)), w = kb_arg(k, 1, kb_elem(k, wn->dt)), y = kb_arg(k, 2, k->f32);
     LLVMValueRef rows = kb_add(k, kb_mul(k, k->T, kb_i64(k, per_tok / K)), kb_i64(k, cst / K));
     /* columns [lo, mid) in blocks of R, then [mid, hi) one at a time */
     LLVMValueRef span = LLVMBuildSub(k->b, k->hi, k->lo, "");
@@ -180,14 +234,39 @@ bool cpu_emit_linear(CpuGen *g, Node *n)
     Loop lb, l1;
     int U = k->vw >= 16 ? 4 : 2;   /* R*U accumulators: 16 vector registers on AVX2, 32 on AVX-512 */
     LLVMValueRef r = kb_loop(k, &lb, k->lo, mid, kb_i64(k, R));
-    linear_rows(k, R, U, r, x, w, y, wn->dt, K, N, rows);
+    linear_rows(k, R, U, r, x, xn->dt, w, y, wn->dt, K, N, rows);
     kb_loop_end(k, &lb);
     r = kb_loop(k, &l1, mid, k->hi, kb_i64(k, 1));
-    linear_rows(k, 1, U, r, x, w, y, wn->dt, K, N, rows);
+    linear_rows(k, 1, U, r, x, xn->dt, w, y, wn->dt, K, N, rows);
     kb_loop_end(k, &l1);
     kb_finish(k);
     int args[] = {bufid(g, n->src[0]), bufid(g, wn), bufid(g, n)};
     set_cost(g, cpu_launch(g, n, name, 3, args, 0, N, R), cst, per_tok, 0);
+    return true;
+}
+
+/* ---- quantize ------------------------------------------------------------ */
+
+/* q8_1 blocks of each row of x (pass "quantize"); work items are rows. */
+bool cpu_emit_quantize(CpuGen *g, Node *n)
+{
+    KB *k = &g->k;
+    Node *xn = n->src[0];
+    int64_t K = xn->shape[xn->rank - 1], per_tok, cst, bb = ir_block_bytes(DT_Q8_1);
+    ir_numel_per_tok(xn, &per_tok, &cst);
+    const char *name = cpu_kernel_name(g, n, "");
+    kb_begin(k, name);
+    LLVMValueRef x = kb_arg(k, 0, k->f32), y = kb_arg(k, 1, k->i8);
+    Loop lr, lb;
+    LLVMValueRef row = kb_loop(k, &lr, k->lo, k->hi, kb_i64(k, 1));
+    LLVMValueRef b = kb_loop(k, &lb, kb_i64(k, 0), kb_i64(k, K / 32), kb_i64(k, 1));
+    kb_quantize_q8_1(k, x, kb_add(k, kb_mul(k, row, kb_i64(k, K)), kb_mul(k, b, kb_i64(k, 32))), y,
+                     kb_add(k, kb_mul(k, row, kb_i64(k, K / 32 * bb)), kb_mul(k, b, kb_i64(k, bb))));
+    kb_loop_end(k, &lb);
+    kb_loop_end(k, &lr);
+    kb_finish(k);
+    int args[] = {bufid(g, xn), bufid(g, n)};
+    set_cost(g, cpu_launch(g, n, name, 2, args, per_tok / K, cst / K, 1), 2 * K, 0, 0);
     return true;
 }
 

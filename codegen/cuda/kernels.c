@@ -1229,7 +1229,7 @@ bool cuda_emit_node(CudaGen *g, Node *n)
     case OP_SILU: case OP_ADD: case OP_SUB: case OP_MUL: case OP_FUSED: return emit_elementwise(g, n);
     case OP_SOFTMAX: return emit_softmax(g, n);
     case OP_ARGMAX: return emit_argmax(g, n);
-    case OP_COUNT: break;
+    case OP_QUANTIZE: case OP_COUNT: break;   /* pass "quantize" runs for the CPU alone */
     }
     IR_BUG("no CUDA kernel for op %s", ir_op_name(n->op));
 }

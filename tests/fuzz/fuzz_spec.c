@@ -4,7 +4,7 @@
  * fe_parse_string and fe_check on the input, as `modelc check` does; the
  * diagnostics rendered (diag_print, with its source excerpt and caret) to
  * /dev/null.  A spec that checks goes through the whole pipeline (lower,
- * infer, fold, fuse, epilogue, plan, select; no codegen; CUDA target for
+ * infer, fold, fuse, epilogue, quantize, plan, select; no codegen; CUDA target for
  * odd-sized inputs, CPU otherwise) with a small fixed config.json that
  * binds the keys models/llama.mdl and models/mlp.mdl read (small sizes, so
  * graphs stay small), and --set overrides for those of a few parameter names

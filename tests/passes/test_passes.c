@@ -1603,10 +1603,10 @@ static void test_print_after_all(void **state)
         assert_int_equal(r->g->nodes[i]->buf, -1);
 
     assert_true(pass_exists("lower") && pass_exists("infer") && pass_exists("fold") && pass_exists("fuse") &&
-                pass_exists("epilogue") && pass_exists("plan") && pass_exists("select"));
+                pass_exists("epilogue") && pass_exists("quantize") && pass_exists("plan") && pass_exists("select"));
     assert_false(pass_exists("codegen"));
     assert_false(pass_exists(""));
-    assert_int_equal(pass_count, 7);
+    assert_int_equal(pass_count, 8);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)

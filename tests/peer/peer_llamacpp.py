@@ -8,12 +8,14 @@
 2. greedy continuations of several prompts (from llama.cpp's token ids) agree
    for at least the first 16 tokens, on an F32 GGUF derived from the Q4_1 file
    (the same weights, dequantized exactly; llama.cpp then computes in float).
-   On the Q4_1 file itself llama.cpp's CPU path rounds the activations to 8 bits
-   (Q8_1) for its integer dot products, so near-ties flip early: there the
-   check reports the agreement and, at the first divergence, the margin between
-   the two choices in modelc's logits, and asserts the divergence is a
-   near-tie (margin < 1 logit) when it comes before token 16;
-3. a benchmark in the same run: CPU decode tokens/s of both on this machine.
+   On the Q4_1 file itself both round the activations to 8 bits (Q8_1 blocks)
+   for integer dot products (modelc's pass "quantize"), but llama.cpp keeps its
+   KV cache in f16 and sums in its own order, and one value that rounds to the
+   other side of the 8-bit grid moves every later layer: so at least 3 of the 5
+   prompts must agree for 16 tokens, and a divergence before token 16 must be
+   a near-tie in modelc's logits (margin < 1 logit), reported with its margin;
+3. a benchmark in the same run: CPU decode tokens/s of both on this machine
+   (modelc also with --activations f32, its float path).
 Ends with `N passed, N failed` (the benchmark is printed, not asserted).
 """
 import argparse, os, re, subprocess, sys, time
@@ -150,14 +152,18 @@ def main():
     for pr in PROMPTS:
         ids, got, want, agree, err = greedy_pair(llama_cpp, f32, a.modelc, spec, pr, 32, threads)
         check(f"greedy F32 {pr[:30]!r}: {agree}/32 agree", agree >= 16, f"modelc {got}\n      llama.cpp {want} {err[-300:]}")
+    long_enough = 0
     for pr in PROMPTS:
         ids, got, want, agree, err = greedy_pair(llama_cpp, gguf, a.modelc, spec, pr, 32, threads)
         if agree >= 16 or agree >= min(len(got), len(want)):
+            long_enough += agree >= 16
             check(f"greedy Q4_1 {pr[:30]!r}: {agree}/32 agree", True)
             continue
         m = margin_at(a.modelc, spec, gguf, ids, got, want, agree)
         check(f"greedy Q4_1 {pr[:30]!r}: {agree}/32 agree, then a near-tie (margin {m:.3f} logits in modelc)",
               0 <= m < 1.0, f"modelc {got}\n      llama.cpp {want}")
+    check(f"greedy Q4_1: {long_enough} of {len(PROMPTS)} prompts agree for 16+ tokens (at least 3)",
+          long_enough >= 3)
 
     # 3. benchmark: decode tokens/s, same file, same machine, same run
     ids = llm.tokenize(b"The history of the Roman Empire", add_bos=True)
@@ -173,14 +179,17 @@ def main():
             break
     llama_tok_s = n / (time.perf_counter() - t1)
     llama_prompt_ms = (t1 - t0) * 1e3
-    p = subprocess.run([a.modelc, "run", spec, "--weights", gguf, "--tokens", ",".join(map(str, ids)),
-                        "--max-new", str(n + 1)], capture_output=True, text=True)
-    m = re.search(r"prompt (\d+) tokens ([\d.]+) ms .* (\d+) decode steps ([\d.]+) ms", p.stderr)
-    modelc_tok_s = int(m[3]) / (float(m[4]) / 1e3) if m else float("nan")
+    rows = []
+    for label, extra in (("modelc (CPU, 8-bit activations)", []), ("modelc (CPU, --activations f32)", ["--activations", "f32"])):
+        p = subprocess.run([a.modelc, "run", spec, "--weights", gguf, "--tokens", ",".join(map(str, ids)),
+                            "--max-new", str(n + 1)] + extra, capture_output=True, text=True)
+        m = re.search(r"prompt (\d+) tokens ([\d.]+) ms .* (\d+) decode steps ([\d.]+) ms", p.stderr)
+        tok_s = int(m[3]) / (float(m[4]) / 1e3) if m else float("nan")
+        rows.append(f"| {label} | {float(m[2]) if m else float('nan'):.1f} | {tok_s:.1f} | {tok_s / llama_tok_s:.2f}× |")
     print(f"\n{time.strftime('%Y-%m-%d')} · {os.uname().nodename} · {threads} CPUs · {os.path.basename(gguf)}")
     print("| engine | prompt (ms) | decode tok/s | vs llama.cpp |\n|---|---|---|---|")
     print(f"| llama.cpp (llama-cpp-python {llama_cpp.__version__}) | {llama_prompt_ms:.1f} | {llama_tok_s:.1f} | 1.00× |")
-    print(f"| modelc (CPU) | {float(m[2]) if m else float('nan'):.1f} | {modelc_tok_s:.1f} | {modelc_tok_s / llama_tok_s:.2f}× |\n")
+    print("\n".join(rows) + "\n")
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
     return 0 if passed == len(results) else 1

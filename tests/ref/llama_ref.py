@@ -27,6 +27,15 @@ RoPE: inv_freq[j] = theta^(-2j/hd), j < hd/2, optionally rescaled by llama3 rule
 pos * inv_freq; out = x cos + rotate_half(x) sin with cos/sin repeated over both halves.
 Positions continue across calls when a KVCache is passed (incremental decoding).
 
+8-bit activations (Model.q8, {weight name: "Q8_0" | "Q4_0" | "Q4_1"}): a linear whose weight
+is named there takes its input as llama.cpp's CPU code does for weights stored as those
+ggml blocks (quantize_row_q8_1 of ggml's x86 code, written here from its definition): per
+block of 32, d = max|x| / 127 and q = round-half-even(x * (127 / max|x|)) in float32, d
+kept as a half; the product is sum_b d_w d_x (q_w . q_x), which equals x_hat W^T with
+x_hat = half(d) q and W the dequantized weight, plus for Q4_1 the block offsets m times
+s = half(d * sum q) in place of half(d) * sum q (m is each Q4_1 block's minimum: its q = 0
+element).
+
 The "mlp" family (tensors embed/layers.{i}.{norm,gate,up,down}/norm/head):
   x = embed[tokens]; per layer x += down(silu(gate(rmsnorm(x, norm_i))) * up(...));
   logits = rmsnorm(x, norm) head^T.
@@ -213,6 +222,28 @@ def silu(x):
     return x * (0.5 * (1.0 + np.tanh(0.5 * x)))              # x * sigmoid(x), no overflow
 
 
+def quantize_q8_1(x):
+    """(half(d), half(s), q) of x [..., K] in blocks of 32, as float64 arrays [..., K/32(, 32)]."""
+    xs = np.asarray(x, dtype=np.float32).reshape(*np.shape(x)[:-1], -1, 32)
+    amax = np.abs(xs).max(-1)
+    d = (amax / np.float32(127)).astype(np.float32)
+    safe = np.where(amax != 0, amax, np.float32(1))
+    inv = np.where(amax != 0, np.float32(127) / safe, np.float32(0)).astype(np.float32)
+    q = np.rint((xs * inv[..., None]).astype(np.float32))          # round half to even, as vroundps
+    s = (d * q.sum(-1, dtype=np.float32)).astype(np.float16)
+    return d.astype(np.float16).astype(np.float64), s.astype(np.float64), q.astype(np.float64)
+
+
+def q8_linear(h, W, wtype):
+    """h W^T with h quantized to q8_1 blocks (see the module docstring)."""
+    dh, s, q = quantize_q8_1(h)
+    y = (dh[..., None] * q).reshape(np.shape(h)) @ W.T.astype(np.float64)
+    if wtype == "Q4_1":
+        m = W.astype(np.float64).reshape(W.shape[0], -1, 32).min(-1)   # [N, K/32]
+        y = y + (s - dh * q.sum(-1)) @ m.T
+    return y.astype(np.asarray(h).dtype)
+
+
 def softmax(s):
     m = np.max(s, axis=-1, keepdims=True)
     e = np.exp(s - m)
@@ -234,6 +265,7 @@ class Model:
         self.dt = {"f64": np.float64, "f32": np.float32}[precision]
         W = {k: v.astype(self.dt) for k, v in tensors.items()}
         self.W = W
+        self.q8 = {}
         self.family = "llama" if "model.embed_tokens.weight" in W else "mlp"
         g = lambda k, d=None: cfg[k] if k in cfg else d
         self.V, self.D = int(cfg["vocab_size"]), int(cfg["hidden_size"])
@@ -245,6 +277,7 @@ class Model:
                 need += [f"layers.{i}.{n}.weight" for n in ("norm", "gate", "up", "down")]
             self._need(need)
             self.embed, self.head = W["embed.weight"], W["head.weight"]
+            self.head_name = "head.weight"
             self.norm = W["norm.weight"]
             return
         if g("hidden_act", "silu") != "silu":
@@ -270,6 +303,7 @@ class Model:
         self._need(need)
         self.embed = W["model.embed_tokens.weight"]
         self.head = self.embed if self.tied else W["lm_head.weight"]
+        self.head_name = "model.embed_tokens.weight" if self.tied else "lm_head.weight"
         self.norm = W["model.norm.weight"]
 
     def _need(self, names):
@@ -277,6 +311,11 @@ class Model:
         if missing:
             raise CheckpointError(f"checkpoint lacks tensor {missing[0]}"
                                   + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+
+    def lin(self, h, name):
+        """h W^T for the weight named name (8-bit activations if self.q8 names it)."""
+        t = self.q8.get(name)
+        return h @ self.W[name].T if t is None else q8_linear(h, self.W[name], t)
 
     def new_cache(self):
         return KVCache(self.L)
@@ -296,8 +335,8 @@ class Model:
             for i in range(self.L):
                 p = f"layers.{i}."
                 h = rmsnorm(x, W[p + "norm.weight"], eps)
-                x = x + (silu(h @ W[p + "gate.weight"].T) * (h @ W[p + "up.weight"].T)) @ W[p + "down.weight"].T
-            return rmsnorm(x, self.norm, eps) @ self.head.T
+                x = x + self.lin(silu(self.lin(h, p + "gate.weight")) * self.lin(h, p + "up.weight"), p + "down.weight")
+            return self.lin(rmsnorm(x, self.norm, eps), self.head_name)
         T = len(tokens)
         pos0 = cache.length if cache is not None else 0
         pos = np.arange(pos0, pos0 + T)
@@ -307,9 +346,9 @@ class Model:
         for i in range(self.L):
             p = f"model.layers.{i}."
             h = rmsnorm(x, W[p + "input_layernorm.weight"], eps)
-            q = (h @ W[p + "self_attn.q_proj.weight"].T).reshape(T, Hq, hd).transpose(1, 0, 2)
-            k = (h @ W[p + "self_attn.k_proj.weight"].T).reshape(T, Hkv, hd).transpose(1, 0, 2)
-            v = (h @ W[p + "self_attn.v_proj.weight"].T).reshape(T, Hkv, hd).transpose(1, 0, 2)
+            q = self.lin(h, p + "self_attn.q_proj.weight").reshape(T, Hq, hd).transpose(1, 0, 2)
+            k = self.lin(h, p + "self_attn.k_proj.weight").reshape(T, Hkv, hd).transpose(1, 0, 2)
+            v = self.lin(h, p + "self_attn.v_proj.weight").reshape(T, Hkv, hd).transpose(1, 0, 2)
             q = apply_rope(q, pos, self.inv_freq)
             k = apply_rope(k, pos, self.inv_freq)
             if cache is not None:
@@ -327,14 +366,14 @@ class Model:
             if probe is not None:
                 probe.append(a)
             o = (a @ vv).transpose(1, 0, 2).reshape(T, Hq * hd)
-            x = x + o @ W[p + "self_attn.o_proj.weight"].T
+            x = x + self.lin(o, p + "self_attn.o_proj.weight")
             h = rmsnorm(x, W[p + "post_attention_layernorm.weight"], eps)
-            g_ = h @ W[p + "mlp.gate_proj.weight"].T
-            u_ = h @ W[p + "mlp.up_proj.weight"].T
-            x = x + (silu(g_) * u_) @ W[p + "mlp.down_proj.weight"].T
+            g_ = self.lin(h, p + "mlp.gate_proj.weight")
+            u_ = self.lin(h, p + "mlp.up_proj.weight")
+            x = x + self.lin(silu(g_) * u_, p + "mlp.down_proj.weight")
         if cache is not None:
             cache.length += T
-        return rmsnorm(x, self.norm, eps) @ self.head.T
+        return self.lin(rmsnorm(x, self.norm, eps), self.head_name)
 
     def logits(self, tokens):
         """Logits for every position of tokens, one full (non-incremental) pass."""
