@@ -39,6 +39,7 @@ for spec in "$@"; do
     jobs=$(jobs_of "$spec")
     [ -x "$B/fuzz_$t" ] || { echo "campaign: $B/fuzz_$t: no such fuzz target" >&2; exit 1; }
     mkdir -p "$WORK/corpus/$t" "$WORK/crashes/$t" "$WORK/logs/$t"
+    rm -f "$WORK/logs/$t"/fuzz-*.log   # an earlier campaign's would be counted again
     dict=""
     [ -f "tests/fuzz/$t.dict" ] && dict="-dict=$root/tests/fuzz/$t.dict"
     seeds="$root/tests/fuzz/corpus/$t"
