@@ -67,13 +67,15 @@ LLVMValueRef kb_f32(KB *k, double v) { return LLVMConstReal(k->f32, v); }
 LLVMValueRef kb_add(KB *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(k->b, a, b, ""); }
 LLVMValueRef kb_mul(KB *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildMul(k->b, a, b, ""); }
 
-LLVMValueRef kb_vsplat(KB *k, LLVMValueRef s)
+LLVMValueRef kb_splat(KB *k, LLVMValueRef s, unsigned n)
 {
-    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(s), (unsigned)k->vw);
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(s), n);
     LLVMValueRef v = LLVMBuildInsertElement(k->b, LLVMGetUndef(vt), s, LLVMConstInt(k->i32, 0, 0), "");
-    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(k->i32, (unsigned)k->vw));
+    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(k->i32, n));
     return LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(vt), zeros, "");
 }
+
+LLVMValueRef kb_vsplat(KB *k, LLVMValueRef s) { return kb_splat(k, s, (unsigned)k->vw); }
 
 LLVMTypeRef kb_elem(KB *k, DType t)
 {
@@ -260,10 +262,7 @@ static LLVMValueRef byte_lanes(KB *k, LLVMValueRef v, int from, bool is_signed)
 
 static LLVMValueRef splat_i8(KB *k, int v, unsigned n)
 {
-    LLVMValueRef c[64];
-    for (unsigned i = 0; i < n; i++)
-        c[i] = LLVMConstInt(k->i8, (unsigned long long)v, 1);
-    return LLVMConstVector(c, n);
+    return kb_splat(k, LLVMConstInt(k->i8, (unsigned long long)v, 1), n);
 }
 
 /* The 16 bytes at base + off as 32 nibbles, low nibbles first: <32 x i8> in 0..15. */
@@ -346,15 +345,20 @@ LLVMValueRef kb_dot4_i8(KB *k, LLVMValueRef w, LLVMValueRef x, bool w_unsigned)
             b = kb_call(k, "llvm.x86.avx2.psign.b", NULL, (LLVMValueRef[]){x, w}, 2);
         }
         LLVMValueRef p16 = kb_call(k, "llvm.x86.avx2.pmadd.ub.sw", NULL, (LLVMValueRef[]){a, b}, 2);
-        LLVMValueRef ones[16];
-        for (int i = 0; i < 16; i++)
-            ones[i] = LLVMConstInt(k->i16, 1, 0);
-        return kb_call(k, "llvm.x86.avx2.pmadd.wd", NULL, (LLVMValueRef[]){p16, LLVMConstVector(ones, 16)}, 2);
+        LLVMValueRef ones = kb_splat(k, LLVMConstInt(k->i16, 1, 0), 16);
+        return kb_call(k, "llvm.x86.avx2.pmadd.wd", NULL, (LLVMValueRef[]){p16, ones}, 2);
     }
     LLVMTypeRef v32i16 = LLVMVectorType(k->i16, 32);
     LLVMValueRef a = w_unsigned ? LLVMBuildZExt(k->b, w, v32i16, "") : LLVMBuildSExt(k->b, w, v32i16, "");
     LLVMValueRef p = LLVMBuildMul(k->b, a, LLVMBuildSExt(k->b, x, v32i16, ""), "");
     return add_pairs(k, add_pairs(k, p, LLVMVectorType(k->i32, 16)), LLVMVectorType(k->i32, 8));
+}
+
+/* v (any first-class type) at byte off of base, unaligned */
+static void store_bytes(KB *k, LLVMValueRef base, LLVMValueRef off, LLVMValueRef v)
+{
+    LLVMValueRef p = LLVMBuildBitCast(k->b, kb_gep(k, base, off), LLVMPointerType(LLVMTypeOf(v), 0), "");
+    LLVMSetAlignment(LLVMBuildStore(k->b, v, p), 1);
 }
 
 void kb_quantize_q8_1(KB *k, LLVMValueRef x, LLVMValueRef idx, LLVMValueRef dst, LLVMValueRef off)
@@ -367,25 +371,19 @@ void kb_quantize_q8_1(KB *k, LLVMValueRef x, LLVMValueRef idx, LLVMValueRef dst,
     LLVMValueRef d = LLVMBuildFDiv(k->b, amax, kb_f32(k, 127.0), "");
     LLVMValueRef nz = LLVMBuildFCmp(k->b, LLVMRealONE, amax, kb_f32(k, 0.0), "");
     LLVMValueRef id = LLVMBuildSelect(k->b, nz, LLVMBuildFDiv(k->b, kb_f32(k, 127.0), amax, ""), kb_f32(k, 0.0), "");
-    LLVMValueRef ids = LLVMBuildShuffleVector(k->b, LLVMBuildInsertElement(k->b, LLVMGetUndef(v32f), id, LLVMConstInt(k->i32, 0, 0), ""),
-                                              LLVMGetUndef(v32f), LLVMConstNull(LLVMVectorType(k->i32, 32)), "");
-    LLVMValueRef r = LLVMBuildFMul(k->b, v, ids, "");
+    LLVMValueRef r = LLVMBuildFMul(k->b, v, kb_splat(k, id, 32), "");
     r = kb_call(k, "llvm.roundeven", v32f, &r, 1);
-    /* saturating: NaN gives 0, never poison (finite inputs stay within -127..127) */
+    /* saturating, so NaN gives 0, never poison; then clamped to -127..127, where finite inputs
+     * land anyway (a max|x| so small that 127 / max|x| is inf would give INT_MAX) */
     LLVMTypeRef ov[2] = {v32i, v32f};
     unsigned iid = LLVMLookupIntrinsicID("llvm.fptosi.sat", 15);
     LLVMValueRef f = LLVMGetIntrinsicDeclaration(k->mod, iid, ov, 2);
     LLVMValueRef qi = LLVMBuildCall2(k->b, LLVMIntrinsicGetType(k->ctx, iid, ov, 2), f, &r, 1, "");
-    qi = LLVMBuildSelect(k->b, LLVMBuildICmp(k->b, LLVMIntSGT, qi, LLVMConstVector((LLVMValueRef[]){[0 ... 31] = LLVMConstInt(k->i32, 127, 1)}, 32), ""),
-                         LLVMConstVector((LLVMValueRef[]){[0 ... 31] = LLVMConstInt(k->i32, 127, 1)}, 32), qi, "");
-    qi = LLVMBuildSelect(k->b, LLVMBuildICmp(k->b, LLVMIntSLT, qi, LLVMConstVector((LLVMValueRef[]){[0 ... 31] = LLVMConstInt(k->i32, (unsigned long long)-127, 1)}, 32), ""),
-                         LLVMConstVector((LLVMValueRef[]){[0 ... 31] = LLVMConstInt(k->i32, (unsigned long long)-127, 1)}, 32), qi, "");
+    qi = kb_call(k, "llvm.smin", v32i, (LLVMValueRef[]){qi, kb_splat(k, LLVMConstInt(k->i32, 127, 1), 32)}, 2);
+    qi = kb_call(k, "llvm.smax", v32i, (LLVMValueRef[]){qi, kb_splat(k, LLVMConstInt(k->i32, (unsigned long long)-127, 1), 32)}, 2);
     LLVMValueRef sum = kb_call(k, "llvm.vector.reduce.add", v32i, &qi, 1);
     LLVMValueRef s = LLVMBuildFMul(k->b, d, LLVMBuildSIToFP(k->b, sum, k->f32, ""), "");
-    LLVMValueRef hp = LLVMBuildBitCast(k->b, kb_gep(k, dst, off), LLVMPointerType(k->f16, 0), "");
-    LLVMSetAlignment(LLVMBuildStore(k->b, LLVMBuildFPTrunc(k->b, d, k->f16, ""), hp), 1);
-    hp = LLVMBuildBitCast(k->b, kb_gep(k, dst, kb_add(k, off, kb_i64(k, 2))), LLVMPointerType(k->f16, 0), "");
-    LLVMSetAlignment(LLVMBuildStore(k->b, LLVMBuildFPTrunc(k->b, s, k->f16, ""), hp), 1);
-    LLVMValueRef qp = LLVMBuildBitCast(k->b, kb_gep(k, dst, kb_add(k, off, kb_i64(k, 4))), LLVMPointerType(LLVMVectorType(k->i8, 32), 0), "");
-    LLVMSetAlignment(LLVMBuildStore(k->b, LLVMBuildTrunc(k->b, qi, LLVMVectorType(k->i8, 32), ""), qp), 1);
+    store_bytes(k, dst, off, LLVMBuildFPTrunc(k->b, d, k->f16, ""));
+    store_bytes(k, dst, kb_add(k, off, kb_i64(k, 2)), LLVMBuildFPTrunc(k->b, s, k->f16, ""));
+    store_bytes(k, dst, kb_add(k, off, kb_i64(k, 4)), LLVMBuildTrunc(k->b, qi, LLVMVectorType(k->i8, 32), ""));
 }

@@ -48,7 +48,8 @@ void kb_begin(KB *k, const char *name);
 void kb_finish(KB *k);
 LLVMValueRef kb_i64(KB *k, int64_t v);
 LLVMValueRef kb_f32(KB *k, double v);
-LLVMValueRef kb_vsplat(KB *k, LLVMValueRef scalar);
+LLVMValueRef kb_splat(KB *k, LLVMValueRef scalar, unsigned n);   /* <n x type of scalar> */
+LLVMValueRef kb_vsplat(KB *k, LLVMValueRef scalar);              /* kb_splat to the vector width */
 LLVMValueRef kb_arg(KB *k, int i, LLVMTypeRef elem);   /* bufs[i] as elem* */
 LLVMTypeRef kb_elem(KB *k, DType t);                   /* storage type of one element */
 LLVMValueRef kb_loadv(KB *k, LLVMValueRef base, LLVMValueRef idx, DType t);  /* <vw x float> */

@@ -105,9 +105,7 @@ static void dot_tile_q8(KB *k, int R, int U, LLVMValueRef x, const LLVMValueRef 
         kb_loadq_i8(k, w, kb_add(k, wrow[r], wo), wdt, &dw, &mw, &qw);
         for (int u = 0; u < U; u++) {
             LLVMValueRef p = LLVMBuildSIToFP(k->b, kb_dot4_i8(k, qw, qx[u], q41), v8f, "");
-            LLVMValueRef s = LLVMBuildFMul(k->b, dw, dx[u], "");
-            LLVMValueRef sv = LLVMBuildShuffleVector(k->b, LLVMBuildInsertElement(k->b, LLVMGetUndef(v8f), s, LLVMConstInt(k->i32, 0, 0), ""),
-                                                     LLVMGetUndef(v8f), LLVMConstNull(LLVMVectorType(k->i32, 8)), "");
+            LLVMValueRef sv = kb_splat(k, LLVMBuildFMul(k->b, dw, dx[u], ""), 8);
             LLVMValueRef a = acc[r * U + u];
             kb_set(k, a, kb_fma(k, sv, p, kb_get(k, a)));
             if (q41)

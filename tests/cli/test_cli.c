@@ -137,6 +137,16 @@ static const char *path_in(const char *dir, const char *name)
     return p[k];
 }
 
+/* DIR/name exists and contains needle */
+static void expect_file_has(const char *dir, const char *name, const char *needle)
+{
+    char *text = slurp(path_in(dir, name));
+    if (!text)
+        fail_msg("%s/%s was not written", dir, name);
+    expect_in(text, needle, name);
+    free(text);
+}
+
 static void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");
@@ -416,9 +426,7 @@ static void test_emit_files(void **state)
     const char *dir = new_dir("ll2");
     Res r = RUN("emit", "models/mlp.mdl", "--emit=llvm", "-o", dir);
     expect_status(&r, 0);
-    char *ll = slurp(path_in(dir, "mlp.ll"));
-    expect_in(ll, "; IR node: %4 = embedding(%1, %0) : f32[seq, 32]", "mlp.ll");
-    free(ll);
+    expect_file_has(dir, "mlp.ll", "; IR node: %4 = embedding(%1, %0) : f32[seq, 32]");
     res_free(&r);
     /* -o makes the directory when it is missing */
     const char *fresh = path_in(root, "fresh");
@@ -602,10 +610,7 @@ static void test_cuda_without_gpu(void **state)
     res_free(&r);
     r = RUN("emit", "models/mlp.mdl", "--weights", ckpt, "--emit", "ptx", "--target", "cuda:sm_80", "-o", dir);
     expect_status(&r, 0);
-    char *ptx = slurp(path_in(dir, "mlp.ptx"));
-    assert_non_null(ptx);
-    expect_in(ptx, ".target sm_80", "mlp.ptx");
-    free(ptx);
+    expect_file_has(dir, "mlp.ptx", ".target sm_80");
     res_free(&r);
     unsetenv("XDG_CACHE_HOME");
 }
@@ -638,10 +643,7 @@ static void test_emit_sass(void **state)
     setenv("PATH", path, 1);
     r = RUN("emit", "models/mlp.mdl", "--weights", ckpt, "--emit", "sass", "-o", dir);
     expect_status(&r, 0);
-    char *sass = slurp(path_in(dir, "mlp.sass"));
-    assert_non_null(sass);
-    expect_in(sass, "sass of an ELF cubin", "mlp.sass");
-    free(sass);
+    expect_file_has(dir, "mlp.sass", "sass of an ELF cubin");
     res_free(&r);
     if (saved)
         setenv("PATH", saved, 1);

@@ -234,13 +234,18 @@ def quantize_q8_1(x):
     return d.astype(np.float16).astype(np.float64), s.astype(np.float64), q.astype(np.float64)
 
 
-def q8_linear(h, W, wtype):
-    """h W^T with h quantized to q8_1 blocks (see the module docstring)."""
+def q4_1_offsets(W):
+    """Each Q4_1 block's offset m of a dequantized weight [N, K]: its minimum, [N, K/32]."""
+    return W.astype(np.float64).reshape(W.shape[0], -1, 32).min(-1)
+
+
+def q8_linear(h, W, wtype, m=None):
+    """h W^T with h quantized to q8_1 blocks (see the module docstring); m: q4_1_offsets(W), if
+    the caller keeps it."""
     dh, s, q = quantize_q8_1(h)
     y = (dh[..., None] * q).reshape(np.shape(h)) @ W.T.astype(np.float64)
     if wtype == "Q4_1":
-        m = W.astype(np.float64).reshape(W.shape[0], -1, 32).min(-1)   # [N, K/32]
-        y = y + (s - dh * q.sum(-1)) @ m.T
+        y = y + (s - dh * q.sum(-1)) @ (q4_1_offsets(W) if m is None else m).T
     return y.astype(np.asarray(h).dtype)
 
 
@@ -266,6 +271,7 @@ class Model:
         W = {k: v.astype(self.dt) for k, v in tensors.items()}
         self.W = W
         self.q8 = {}
+        self._q4_1_m = {}          # q4_1_offsets per weight name, once
         self.family = "llama" if "model.embed_tokens.weight" in W else "mlp"
         g = lambda k, d=None: cfg[k] if k in cfg else d
         self.V, self.D = int(cfg["vocab_size"]), int(cfg["hidden_size"])
@@ -315,7 +321,11 @@ class Model:
     def lin(self, h, name):
         """h W^T for the weight named name (8-bit activations if self.q8 names it)."""
         t = self.q8.get(name)
-        return h @ self.W[name].T if t is None else q8_linear(h, self.W[name], t)
+        if t is None:
+            return h @ self.W[name].T
+        if t == "Q4_1" and name not in self._q4_1_m:
+            self._q4_1_m[name] = q4_1_offsets(self.W[name])
+        return q8_linear(h, self.W[name], t, self._q4_1_m.get(name))
 
     def new_cache(self):
         return KVCache(self.L)
