@@ -102,6 +102,10 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || \
 	  { echo "modelc: error: could not install:$$missing (apt-get failed)"; exit 1; }; \
 	fi
+	@# the tests' NumPy references run under whatever python3 is first on PATH (a pyenv or venv one
+	@# does not see Debian's python3-numpy)
+	@python3 -c 'import numpy' 2>/dev/null || { echo "  DEPS    pip install numpy (for $$(command -v python3))"; \
+	  python3 -m pip install --quiet numpy || { echo "modelc: error: python3 has no numpy and pip could not install it"; exit 1; }; }
 
 clean:
 	rm -rf $(BUILD)
