@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make test-peer: modelc against llama.cpp (llama-cpp-python) on the same GGUF.
 
-  tests/peer/peer_llamacpp.py [--modelc build/modelc] [--gguf PATH] [--bench-new 64]
+  tests/peer/peer_llamacpp.py [--modelc build/modelc] [--gguf PATH] [--bench-new 64] [--rounds 3]
 
 1. tokenization: modelc's token ids equal llama.cpp's for a set of strings
    (ASCII, Unicode, digits, runs of spaces, special tokens);
@@ -15,7 +15,10 @@
    prompts must agree for 16 tokens, and a divergence before token 16 must be
    a near-tie in modelc's logits (margin < 1 logit), reported with its margin;
 3. a benchmark in the same run: CPU decode tokens/s of both on this machine
-   (modelc also with --activations f32, its float path).
+   (modelc also with --activations f32, its float path), the engines taking
+   turns for --rounds rounds, medians; llama.cpp read two ways (timed around
+   llama-cpp-python's generate, and its own decode timer), the ratio taken
+   against the faster.
 Ends with `N passed, N failed` (the benchmark is printed, not asserted).
 """
 import argparse, os, re, subprocess, sys, time
@@ -125,6 +128,7 @@ def main():
     ap.add_argument("--modelc", default=os.path.join(ROOT, "build", "modelc"))
     ap.add_argument("--gguf")
     ap.add_argument("--bench-new", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     try:
         import llama_cpp
@@ -165,31 +169,46 @@ def main():
     check(f"greedy Q4_1: {long_enough} of {len(PROMPTS)} prompts agree for 16+ tokens (at least 3)",
           long_enough >= 3)
 
-    # 3. benchmark: decode tokens/s, same file, same machine, same run
+    # 3. benchmark: decode tokens/s, same file, same machine, same run; the engines take turns for
+    # --rounds rounds (this machine's speed drifts) and each row is the median of its rounds
     ids = llm.tokenize(b"The history of the Roman Empire", add_bos=True)
     n = a.bench_new
-    llm.reset()
-    t0 = time.perf_counter()
-    got = 0
-    for _ in llm.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0):
-        got += 1
-        if got == 1:
-            t1 = time.perf_counter()
-        if got == n + 1:
-            break
-    llama_tok_s = n / (time.perf_counter() - t1)
-    llama_prompt_ms = (t1 - t0) * 1e3
-    rows = []
-    for label, extra in (("modelc (CPU, 8-bit activations)", []), ("modelc (CPU, --activations f32)", ["--activations", "f32"])):
-        p = subprocess.run([a.modelc, "run", spec, "--weights", gguf, "--tokens", ",".join(map(str, ids)),
-                            "--max-new", str(n + 1)] + extra, capture_output=True, text=True)
-        m = re.search(r"prompt (\d+) tokens ([\d.]+) ms .* (\d+) decode steps ([\d.]+) ms", p.stderr)
-        tok_s = int(m[3]) / (float(m[4]) / 1e3) if m else float("nan")
-        rows.append(f"| {label} | {float(m[2]) if m else float('nan'):.1f} | {tok_s:.1f} | {tok_s / llama_tok_s:.2f}× |")
-    print(f"\n{time.strftime('%Y-%m-%d')} · {os.uname().nodename} · {threads} CPUs · {os.path.basename(gguf)}")
+    variants = (("modelc (CPU, 8-bit activations)", []), ("modelc (CPU, --activations f32)", ["--activations", "f32"]))
+    llama_py, llama_own, llama_prompt, ours = [], [], [], {label: ([], []) for label, _ in variants}
+    for _ in range(a.rounds):
+        llm.reset()
+        llama_cpp.llama_perf_context_reset(llm.ctx)
+        t0 = time.perf_counter()
+        got = 0
+        for _ in llm.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0):
+            got += 1
+            if got == 1:
+                t1 = time.perf_counter()
+            if got == n + 1:
+                break
+        llama_py.append(n / (time.perf_counter() - t1))
+        llama_prompt.append((t1 - t0) * 1e3)
+        perf = llama_cpp.llama_perf_context(llm.ctx)   # llama.cpp's own timer: its decode calls alone
+        llama_own.append(perf.n_eval / (perf.t_eval_ms / 1e3) if perf.t_eval_ms > 0 else float("nan"))
+        for label, extra in variants:
+            p = subprocess.run([a.modelc, "run", spec, "--weights", gguf, "--tokens", ",".join(map(str, ids)),
+                                "--max-new", str(n + 1)] + extra, capture_output=True, text=True)
+            m = re.search(r"prompt (\d+) tokens ([\d.]+) ms .* (\d+) decode steps ([\d.]+) ms", p.stderr)
+            ours[label][0].append(float(m[2]) if m else float("nan"))
+            ours[label][1].append(int(m[3]) / (float(m[4]) / 1e3) if m else float("nan"))
+    med = lambda v: sorted(v)[len(v) // 2]
+    ref = max(med(llama_py), med(llama_own))   # the faster of the two readings of llama.cpp
+    print(f"\n{time.strftime('%Y-%m-%d')} · {os.uname().nodename} · {threads} CPUs · {os.path.basename(gguf)} · "
+          f"{n} decode steps · median of {a.rounds} alternating rounds")
     print("| engine | prompt (ms) | decode tok/s | vs llama.cpp |\n|---|---|---|---|")
-    print(f"| llama.cpp (llama-cpp-python {llama_cpp.__version__}) | {llama_prompt_ms:.1f} | {llama_tok_s:.1f} | 1.00× |")
-    print("\n".join(rows) + "\n")
+    print(f"| llama.cpp (llama-cpp-python {llama_cpp.__version__}), timed in Python | {med(llama_prompt):.1f} | "
+          f"{med(llama_py):.1f} | {med(llama_py) / ref:.2f}× |")
+    print(f"| llama.cpp, its own decode timer (llama_perf_context) | — | {med(llama_own):.1f} | "
+          f"{med(llama_own) / ref:.2f}× |")
+    for label, _ in variants:
+        pr, ts = ours[label]
+        print(f"| {label} | {med(pr):.1f} | {med(ts):.1f} | {med(ts) / ref:.2f}× |")
+    print()
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
     return 0 if passed == len(results) else 1
