@@ -327,6 +327,8 @@ bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSe
                 break;
             snprintf(what, sizeof what, "%s for %lld positions", b->name, (long long)o->max_ctx);
             ok = dev_alloc(g, (size_t)bytes, what, &g->dbuf[i], err);
+            /* split-KV decoding's counters start at zero (each attention leaves them so) */
+            ok = ok && (b->kind != RB_SCRATCH || CK(cuMemsetD8Async(g->dbuf[i], 0, (size_t)bytes, g->stream)));
             break;
         }
         }

@@ -146,17 +146,18 @@ bool cuda_codegen(Compilation *c, const CudaOptions *o, CudaModule **out)
         return false;
     }
     for (int i = 0; i < c->graph->n; i++)
-        if (c->graph->nodes[i]->op == OP_ATTENTION)
+        if (c->graph->nodes[i]->op == OP_ATTENTION) {
             g.last_attention = i;
+            if (c->graph->nodes[i]->src[0]->shape[1] > g.max_heads)
+                g.max_heads = c->graph->nodes[i]->src[0]->shape[1];
+        }
     for (int i = 0; i < c->graph->n; i++)
         if (!cuda_emit_node(&g, c->graph->nodes[i])) {
             free(m);
             return false;
         }
-    if (g.scratch_buf >= 0) {
-        g.t.bufs[g.scratch_buf].bytes_per_pos = g.scratch_per_pos;
+    if (g.scratch_buf >= 0)
         g.t.bufs[g.scratch_buf].bytes_const = g.scratch_const;
-    }
     pt_finish(&g.t, p);
     p->dequantize = o->dequantize;
     p->target = RT_TARGET_CUDA;

@@ -20,8 +20,10 @@ typedef struct CudaGen {
     CudaKernel *k;
     int nk, capk;
     int last_attention;        /* node id of the last attention (-1: none): per-row ops after it are tails */
-    int scratch_buf;           /* split-KV partial results, shared by every attention (-1: none yet) */
-    int64_t scratch_per_pos, scratch_const;
+    int scratch_buf;           /* split-KV decoding's counters and partial results, shared by every
+                                  attention (-1: none yet); zeroed at allocation */
+    int64_t scratch_const;
+    int64_t max_heads;         /* the most query heads of any attention: the counters' slots are 4 per head */
 } CudaGen;
 
 /* A kernel's text is written to a memory stream with the placeholder KNAME

@@ -215,9 +215,14 @@ static int lin_args(CudaGen *g, const LinJob *j, bool norm, int *args)
     return k;
 }
 
-static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm)
+/* min_blocks > 0: registers for that many blocks per SM (__launch_bounds__) */
+static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, int min_blocks)
 {
-    fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) KNAME(const RtGpuStep *st, const float *__restrict__ X");
+    if (min_blocks > 0)
+        fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256, %d) KNAME(const RtGpuStep *st, "
+                   "const float *__restrict__ X", min_blocks);
+    else
+        fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) KNAME(const RtGpuStep *st, const float *__restrict__ X");
     if (norm)
         fprintf(f, ", const %s *__restrict__ G", j->gt.c);
     for (int i = 0; i < lin_nweights(j); i++)
@@ -291,13 +296,16 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
 {
     int R = ch->p[0];
     bool vec = ch->p[1], norm = j->norm != NULL;
+    int un = j->nw * R == 1 ? 8 : 2;   /* more would cost blocks per SM (gate+up: 90 registers at 4) */
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, j->wt.c, norm);
+    /* two rows or products per warp: registers for 4 blocks of 8 warps per SM (64; ptxas takes 76-90
+       otherwise, 2-3 blocks).  Not for one row: bounded, ptxas hoists more and spills */
+    lin_signature(f, j, j->wt.c, norm, un == 2 ? 4 : 0);
     fprintf(f, "    enum { K = %lld, R = %d, NW = %d };\n", (long long)j->K, R, j->nw);
     lin_pick_part(f, j, j->wt.c, 8 * R);
     /* the weights do not depend on the kernel before: start pulling this warp's rows into L2
-       (up to 2 lines of 128 bytes per lane and row) before waiting for it.  The next kernel may
+       (up to 4 lines of 128 bytes per lane and row) before waiting for it.  The next kernel may
        start once every block is past its loads (pdl_launch after the loop): one kernel ahead */
     fprintf(f,
             "    const int T = st->T, r0 = st->row0, t0 = blockIdx.y * 4;\n"
@@ -310,7 +318,7 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "#pragma unroll\n"
             "            for (int r = 0; r < R; r++)\n"
             "                if (t0 == 0 && n + r < N)\n"
-            "                    for (int c = lane; c < LINES && c < 64; c += 32)\n"
+            "                    for (int c = lane; c < LINES && c < 128; c += 32)\n"
             "                        prefetch_l2((const char *)(Wv[q] + (size_t)(n + r) * K) + c * 128);\n"
             "    }\n"
             "    pdl_wait();\n"
@@ -343,39 +351,50 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "        for (int r = 0; r < R; r++)\n"
             "#pragma unroll\n"
             "            for (int u = 0; u < 4; u++) acc[q][r][u] = 0.f;\n");
-    if (vec)
+    if (vec)   /* UN 16-byte loads per lane and row issued before any is used */
         fprintf(f,
-                "#pragma unroll 4\n"
-                "    for (int k = lane * 8; k < K; k += 256) {\n"
-                "        float wv[NW][R][8];\n"
+                "    enum { UN = %d };\n"
+                "    for (int k0 = lane * 8; k0 < K; k0 += 256 * UN) {\n"
+                "        Raw8 raw[UN][NW][R];\n"
                 "#pragma unroll\n"
-                "        for (int q = 0; q < NW; q++)\n"
+                "        for (int i = 0; i < UN; i++)\n"
                 "#pragma unroll\n"
-                "            for (int r = 0; r < R; r++) {\n"
-                "                if (n + r < N) ld8_%s(Wv[q], (size_t)(n + r) * K + k, wv[q][r]);\n"
-                "                else for (int e = 0; e < 8; e++) wv[q][r][e] = 0.f;\n"
-                "            }\n"
+                "            for (int q = 0; q < NW; q++)\n"
+                "#pragma unroll\n"
+                "                for (int r = 0; r < R; r++)\n"
+                "                    if (k0 + i * 256 < K && n + r < N) ldr8_%s(Wv[q], (size_t)(n + r) * K + k0 + i * 256, raw[i][q][r]);\n"
+                "                    else raw[i][q][r] = Raw8{};\n"
+                "#pragma unroll\n"
+                "        for (int i = 0; i < UN; i++) {\n"
+                "            const int k = k0 + i * 256;\n"
+                "            if (k >= K) break;\n"
+                "            float wv[NW][R][8];\n"
+                "#pragma unroll\n"
+                "            for (int q = 0; q < NW; q++)\n"
+                "#pragma unroll\n"
+                "                for (int r = 0; r < R; r++) cvt8_%s(raw[i][q][r], wv[q][r]);\n"
                 "%s"
                 "#pragma unroll\n"
-                "        for (int u = 0; u < 4; u++) {\n"
-                "            if (u < nt) {\n"
-                "                float4 a = *(const float4 *)(x + (size_t)u * K + k);\n"
-                "                float4 b = *(const float4 *)(x + (size_t)u * K + k + 4);\n"
+                "            for (int u = 0; u < 4; u++) {\n"
+                "                if (u < nt) {\n"
+                "                    float4 a = *(const float4 *)(x + (size_t)u * K + k);\n"
+                "                    float4 b = *(const float4 *)(x + (size_t)u * K + k + 4);\n"
                 "%s"
                 "#pragma unroll\n"
-                "                for (int q = 0; q < NW; q++)\n"
+                "                    for (int q = 0; q < NW; q++)\n"
                 "#pragma unroll\n"
-                "                    for (int r = 0; r < R; r++)\n"
-                "                        acc[q][r][u] += wv[q][r][0] * a.x + wv[q][r][1] * a.y + wv[q][r][2] * a.z +\n"
-                "                                        wv[q][r][3] * a.w + wv[q][r][4] * b.x + wv[q][r][5] * b.y +\n"
-                "                                        wv[q][r][6] * b.z + wv[q][r][7] * b.w;\n"
+                "                        for (int r = 0; r < R; r++)\n"
+                "                            acc[q][r][u] += wv[q][r][0] * a.x + wv[q][r][1] * a.y + wv[q][r][2] * a.z +\n"
+                "                                            wv[q][r][3] * a.w + wv[q][r][4] * b.x + wv[q][r][5] * b.y +\n"
+                "                                            wv[q][r][6] * b.z + wv[q][r][7] * b.w;\n"
+                "                }\n"
                 "            }\n"
                 "        }\n"
                 "    }\n",
-                j->wt.sfx,
-                norm ? arena_printf(g->c->arena, "        float gv[8];\n        ld8_%s(G, k, gv);\n", j->gt.sfx) : "",
-                norm ? "                a.x *= gv[0] * inv[u]; a.y *= gv[1] * inv[u]; a.z *= gv[2] * inv[u]; a.w *= gv[3] * inv[u];\n"
-                       "                b.x *= gv[4] * inv[u]; b.y *= gv[5] * inv[u]; b.z *= gv[6] * inv[u]; b.w *= gv[7] * inv[u];\n"
+                un, j->wt.sfx, j->wt.sfx,
+                norm ? arena_printf(g->c->arena, "            float gv[8];\n            ld8_%s(G, k, gv);\n", j->gt.sfx) : "",
+                norm ? "                    a.x *= gv[0] * inv[u]; a.y *= gv[1] * inv[u]; a.z *= gv[2] * inv[u]; a.w *= gv[3] * inv[u];\n"
+                       "                    b.x *= gv[4] * inv[u]; b.y *= gv[5] * inv[u]; b.z *= gv[6] * inv[u]; b.w *= gv[7] * inv[u];\n"
                      : "");
     else
         fprintf(f,
@@ -438,7 +457,7 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
     const char *ty = j->w[0]->dt == DT_BF16 ? "bf16" : "f16";
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, "u16", false);
+    lin_signature(f, j, "u16", false, 0);
     fprintf(f, "    enum { K = %lld, BM = %d, NW = %d, BN = 128 / NW, SPLIT = %d, MT = BM / 32, AV = BM / 32, NK = (K + 31) / 32 };\n",
             (long long)j->K, BM, j->nw, split);
     lin_pick_part(f, j, "u16", 128 / j->nw);
@@ -669,8 +688,10 @@ static bool emit_rope(CudaGen *g, Node *n)
 #define ATTN_PHI 0.0
 #define ATTN_PHI_RANGE 60.0
 
-/* One query row of one head against keys [j0, j1) of the cache: 4 warps, a
- * key per warp at a time, lanes split the head dimension. */
+/* One query row of one head against keys [j0, j1): 4 warps, a key per warp
+ * at a time, lanes split the head dimension.  Keys before pos0 come from the
+ * caches, the step's own from K and V (rotated here when RoPE is on), so the
+ * kernel need not wait for them to be stored. */
 static void attn_core(FILE *f, int64_t dh, bool rope)
 {
     int nd = (int)((dh + 31) / 32);
@@ -687,11 +708,15 @@ static void attn_core(FILE *f, int64_t dh, bool rope)
             "        mx = NEG_INF;\n"
             "#pragma unroll\n"
             "        for (int i = 0; i < ND; i++) acc[i] = 0.f;\n"
+            "#pragma unroll 2\n"
             "        for (int j = j0 + warp; j < j1; j += 4) {\n"
-            "            const float *kr = Kc + ((size_t)j * HKV + kvh) * DH, *vr = Vc + ((size_t)j * HKV + kvh) * DH;\n"
+            "            const bool old = j < pos0;\n"
+            "            const size_t o = ((size_t)(old ? j : j - pos0) * HKV + kvh) * DH;\n"
+            "            const float *kr = (old ? Kc : K) + o, *vr = (old ? Vc : V) + o;\n"
             "            float s = 0.f;\n"
             "#pragma unroll\n"
-            "            for (int i = 0; i < ND; i++) if (lane + 32 * i < DH) s += q[i] * kr[lane + 32 * i];\n"
+            "            for (int i = 0; i < ND; i++)\n"
+            "                if (lane + 32 * i < DH) s += q[i] * (old ? kr[lane + 32 * i] : %s);\n"
             "            s = warp_sum(s);\n"
             "            mx = fmaxf(mx, s);\n"
             "            const float p = expf(s - phi);\n"
@@ -712,25 +737,7 @@ static void attn_core(FILE *f, int64_t dh, bool rope)
             "    __syncthreads();\n"
             "    const float lt = sl[0] + sl[1] + sl[2] + sl[3];\n",
             (long long)dh, nd, ATTN_PHI, rope ? "KNAME_rope(qr, lane + 32 * i, (float)(pos0 + t))" : "qr[lane + 32 * i]",
-            ATTN_PHI_RANGE, ATTN_PHI_RANGE);
-}
-
-static void attn_head(CudaGen *g, FILE *f, const Node *n, const char *out_name)
-{
-    if (n->a.attn.rope)
-        rope_fn(g, f, &n->a.attn.rope_attr, n->src[0]->shape[2]);
-    int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1];
-    double scale = ir_attention_scale(n);
-    fprintf(f,
-            "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, const float *Kc, "
-            "const float *Vc, float *%s)\n"
-            "{\n"
-            "    enum { HQ = %lld, HKV = %lld };\n"
-            "    const float SCALE = %.9ef;\n"
-            "    const int T = st->T, pos0 = st->pos0, h = blockIdx.y, t = blockIdx.z, kvh = h / (HQ / HKV);\n"
-            "    if (t >= T) return;\n"
-            "    const int L = %s;\n",
-            out_name, (long long)hq, (long long)hkv, scale, n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T");
+            rope ? "KNAME_rope(kr, lane + 32 * i, (float)j)" : "kr[lane + 32 * i]", ATTN_PHI_RANGE, ATTN_PHI_RANGE);
 }
 
 /* A prefill attention kernel's head: the RoPE table when q is rotated there,
@@ -882,6 +889,102 @@ static const char *attn_mma_kernel(CudaGen *g, const Node *n)
     return cg_kernel(g, n, &t, "_fa");
 }
 
+/* Decode attention (T <= 4), split-KV: the context in up to SPLITS pieces of
+ * at least MINCH keys (more pieces, shorter serial loops, as the context
+ * grows), a block per piece, head and token.  Block 0 of each KV head's first
+ * query head also stores the step's keys (rotated) and values in the caches;
+ * the pieces read those from K and V, so no launch runs between.  Each piece
+ * leaves its sums (with its max, phi) in the scratch buffer and counts itself
+ * done; the last of a head's pieces adds them up and writes O (FlashDecoding++'s
+ * unified max: pieces with the same phi add without rescaling).  A context of
+ * one piece writes O directly. */
+enum { ATTN_SPLITS = 16, ATTN_MINCH = 32 };
+
+static RtLaunch *emit_attn_split(CudaGen *g, Node *n, int kc, int vc)
+{
+    int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
+    int64_t cnt = (4 * g->max_heads + 63) / 64 * 64;   /* counters (one per token and head) before the sums */
+    int64_t bytes = (cnt + (int64_t)ATTN_SPLITS * 4 * hq * (dh + 2)) * 4;
+    if (g->scratch_buf < 0) {
+        g->scratch_buf = pt_new_buf(&g->t);
+        g->t.bufs[g->scratch_buf].kind = RB_SCRATCH;
+        g->t.bufs[g->scratch_buf].name = "split-KV partial results";
+        g->t.bufs[g->scratch_buf].dtype = RT_F32;
+    }
+    if (bytes > g->scratch_const)
+        g->scratch_const = bytes;
+    bool rope = n->a.attn.rope;
+    KText t;
+    FILE *f = cg_text(&t);
+    if (rope)
+        rope_fn(g, f, &n->a.attn.rope_attr, dh);
+    fprintf(f,
+            "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, const float *K, "
+            "const float *V, float *Kc, float *Vc, float *S, float *O)\n"
+            "{\n"
+            "    enum { HQ = %lld, HKV = %lld, SPLITS = %d, MINCH = %d, CNT = %lld };\n"
+            "    const float SCALE = %.9ef;\n"
+            "    const int T = st->T, pos0 = st->pos0, h = blockIdx.y, t = blockIdx.z, kvh = h / (HQ / HKV);\n"
+            "    if (t >= T) return;\n"
+            "    if (blockIdx.x == 0 && t == 0 && h %% (HQ / HKV) == 0)\n"
+            "        for (int e = threadIdx.x; e < T * %lld; e += 128) {\n"
+            "            const int u = e / %lld, d = e %% %lld;\n"
+            "            const size_t src = ((size_t)u * HKV + kvh) * %lld, dst = ((size_t)(pos0 + u) * HKV + kvh) * %lld;\n"
+            "            Kc[dst + d] = %s;\n"
+            "            Vc[dst + d] = V[src + d];\n"
+            "        }\n"
+            "    const int L = %s, chunk = max((int)MINCH, (L + SPLITS - 1) / SPLITS), ns = (L + chunk - 1) / chunk;\n"
+            "    const int j0 = blockIdx.x * chunk, j1 = min(L, j0 + chunk);\n"
+            "    if (j0 >= L) return;\n",
+            (long long)hq, (long long)hkv, ATTN_SPLITS, ATTN_MINCH, (long long)cnt, ir_attention_scale(n),
+            (long long)dh, (long long)dh, (long long)dh, (long long)dh, (long long)dh,
+            rope ? "KNAME_rope(K + src, d, (float)(pos0 + u))" : "K[src + d]",
+            n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T");
+    attn_core(f, dh, rope);
+    fprintf(f,
+            "    float *const out = O + ((size_t)t * HQ + h) * DH;\n"
+            "    if (ns == 1) {\n"
+            "        for (int d = threadIdx.x; d < DH; d += 128) out[d] = (sacc[0][d] + sacc[1][d] + sacc[2][d] + sacc[3][d]) / lt;\n"
+            "        return;\n"
+            "    }\n"
+            "    float *const P = S + CNT;\n"
+            "    float *o = P + (((size_t)blockIdx.x * 4 + t) * HQ + h) * (DH + 2);\n"
+            "    for (int d = threadIdx.x; d < DH; d += 128) o[d] = sacc[0][d] + sacc[1][d] + sacc[2][d] + sacc[3][d];\n"
+            "    if (threadIdx.x == 0) { o[DH] = phi; o[DH + 1] = lt; }\n"
+            "    __threadfence();\n"
+            "    __syncthreads();\n"
+            "    __shared__ int last;\n"
+            "    if (threadIdx.x == 0) {\n"
+            "        unsigned *c = (unsigned *)S + t * HQ + h;\n"
+            "        last = atomicAdd(c, 1u) == (unsigned)ns - 1;\n"
+            "        if (last) *c = 0;\n"
+            "    }\n"
+            "    __syncthreads();\n"
+            "    if (!last) return;\n"
+            "    __threadfence();\n"
+            "    float m = NEG_INF, den = 0.f;\n"
+            "    for (int s = 0; s < ns; s++) m = fmaxf(m, __ldcg(P + (((size_t)s * 4 + t) * HQ + h) * (DH + 2) + DH));\n"
+            "    for (int s = 0; s < ns; s++) {\n"
+            "        const float *p = P + (((size_t)s * 4 + t) * HQ + h) * (DH + 2);\n"
+            "        den += __ldcg(p + DH + 1) * expf(__ldcg(p + DH) - m);\n"
+            "    }\n"
+            "    for (int d = threadIdx.x; d < DH; d += 128) {\n"
+            "        float num = 0.f;\n"
+            "        for (int s = 0; s < ns; s++) {\n"
+            "            const float *p = P + (((size_t)s * 4 + t) * HQ + h) * (DH + 2);\n"
+            "            num += __ldcg(p + d) * expf(__ldcg(p + DH) - m);\n"
+            "        }\n"
+            "        out[d] = num / den;\n"
+            "    }\n"
+            "}\n");
+    const char *k = cg_kernel(g, n, &t, "_split");
+    int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc, g->scratch_buf, cg_buf(g, n)};
+    RtLaunch *l = cg_launch(g, n, k, 7, args, 128);
+    set_grid(l, ATTN_SPLITS, (int)hq, 1);
+    l->grid_tok[2] = 1;
+    return l;
+}
+
 static bool emit_attention(CudaGen *g, Node *n)
 {
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
@@ -914,78 +1017,16 @@ static bool emit_attention(CudaGen *g, Node *n)
                  : "K[src + e]");
     const char *k = cg_kernel(g, n, &t, "_kv_store");
     int sargs[] = {cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc};
-    RtLaunch *l = cg_launch(g, n, k, 4, sargs, 128);
-    l->grid_tok[0] = 1;
+    RtLaunch *store = cg_launch(g, n, k, 4, sargs, 128), *l;
+    store->grid_tok[0] = 1;
 
     for (int c = 0; c < n->nchoice; c++) {
         const KernelChoice *ch = &n->choice[c];
         if (ch->family == KF_ATTN_SPLIT) {
-            int chunk = ch->p[0];
-            int64_t per_split = 4 * hq * (dh + 2) * 4;   /* up to 4 rows, HQ heads, acc + ref max + sum */
-            if (g->scratch_buf < 0) {
-                g->scratch_buf = pt_new_buf(&g->t);
-                g->t.bufs[g->scratch_buf].kind = RB_SCRATCH;
-                g->t.bufs[g->scratch_buf].name = "split-KV partial results";
-                g->t.bufs[g->scratch_buf].dtype = RT_F32;
-            }
-            int64_t pp = (per_split + chunk - 1) / chunk;
-            if (pp > g->scratch_per_pos)
-                g->scratch_per_pos = pp;
-            if (per_split > g->scratch_const)
-                g->scratch_const = per_split;
-            f = cg_text(&t);
-            attn_head(g, f, n, "P");
-            fprintf(f,
-                    "    const int j0 = blockIdx.x * %d, j1 = min(L, j0 + %d);\n"
-                    "    if (j0 >= L) return;\n",
-                    chunk, chunk);
-            attn_core(f, dh, rope);
-            fprintf(f,
-                    "    float *o = P + (((size_t)blockIdx.x * 4 + t) * HQ + h) * (DH + 2);\n"
-                    "    for (int d = threadIdx.x; d < DH; d += 128) o[d] = sacc[0][d] + sacc[1][d] + sacc[2][d] + sacc[3][d];\n"
-                    "    if (threadIdx.x == 0) { o[DH] = phi; o[DH + 1] = lt; }\n"
-                    "}\n");
-            k = cg_kernel(g, n, &t, "_split");
-            int aargs[] = {cg_buf(g, n->src[0]), kc, vc, g->scratch_buf};
-            l = cg_launch(g, n, k, 4, aargs, 128);
-            set_grid(l, 1, (int)hq, 1);
-            l->grid_ctx[0] = chunk;
-            l->grid_tok[2] = 1;
+            l = emit_attn_split(g, n, kc, vc);
             l->min_T = ch->min_T;
             l->max_T = ch->max_T;
-            /* the pieces, combined */
-            f = cg_text(&t);
-            fprintf(f,
-                    "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *P, float *O)\n"
-                    "{\n"
-                    "    enum { HQ = %lld, DH = %lld, CHUNK = %d };\n"
-                    "    const int T = st->T, h = blockIdx.x, t = blockIdx.y;\n"
-                    "    if (t >= T) return;\n"
-                    "    const int L = %s, ns = (L + CHUNK - 1) / CHUNK;\n"
-                    "    float m = NEG_INF;\n"
-                    "    for (int s = 0; s < ns; s++) m = fmaxf(m, P[(((size_t)s * 4 + t) * HQ + h) * (DH + 2) + DH]);\n"
-                    "    float den = 0.f;\n"
-                    "    for (int s = 0; s < ns; s++) {\n"
-                    "        const float *p = P + (((size_t)s * 4 + t) * HQ + h) * (DH + 2);\n"
-                    "        den += p[DH + 1] * expf(p[DH] - m);\n"
-                    "    }\n"
-                    "    for (int d = threadIdx.x; d < DH; d += 128) {\n"
-                    "        float num = 0.f;\n"
-                    "        for (int s = 0; s < ns; s++) {\n"
-                    "            const float *p = P + (((size_t)s * 4 + t) * HQ + h) * (DH + 2);\n"
-                    "            num += p[d] * expf(p[DH] - m);\n"
-                    "        }\n"
-                    "        O[((size_t)t * HQ + h) * DH + d] = num / den;\n"
-                    "    }\n"
-                    "}\n",
-                    (long long)hq, (long long)dh, chunk, n->a.attn.causal ? "st->pos0 + t + 1" : "st->pos0 + T");
-            k = cg_kernel(g, n, &t, "_combine");
-            int cargs[] = {g->scratch_buf, cg_buf(g, n)};
-            l = cg_launch(g, n, k, 2, cargs, 128);
-            set_grid(l, (int)hq, 1, 1);
-            l->grid_tok[1] = 1;
-            l->min_T = ch->min_T;
-            l->max_T = ch->max_T;
+            store->min_T = ch->max_T + 1;   /* the split kernel stores the step's keys itself */
         } else if (ch->family == KF_ATTN_MMA) {
             int aargs[] = {cg_buf(g, n->src[0]), kc, vc, cg_buf(g, n)};
             l = cg_launch(g, n, attn_mma_kernel(g, n), 4, aargs, 128);

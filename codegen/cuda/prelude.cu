@@ -28,11 +28,23 @@ DEV float ldw_f32(const float *p, size_t i) { return __ldg(p + i); }
 DEV float ldw_f16(const u16 *p, size_t i) { return h2f(__ldg(p + i)); }
 DEV float ldw_bf16(const u16 *p, size_t i) { return b2f(__ldg(p + i)); }
 
-// eight consecutive weights (one 16-byte load for 16-bit types), widened
-DEV void ld8_f16(const u16 *p, size_t i, float *o)
+// eight consecutive weights: ldr8_ loads them as they are (one 16-byte load for
+// 16-bit types, two for f32), cvt8_ widens them, ld8_ does both.  The GEMV
+// issues a batch of ldr8_ before it converts any, so the loads are in flight
+// together.
+struct Raw8 {
+    uint4 a, b;
+};
+DEV void ldr8_f16(const u16 *p, size_t i, Raw8 &r) { r.a = __ldg((const uint4 *)(p + i)); }
+DEV void ldr8_bf16(const u16 *p, size_t i, Raw8 &r) { r.a = __ldg((const uint4 *)(p + i)); }
+DEV void ldr8_f32(const float *p, size_t i, Raw8 &r)
 {
-    uint4 v = __ldg((const uint4 *)(p + i));
-    u32 w[4] = {v.x, v.y, v.z, v.w};
+    r.a = __ldg((const uint4 *)(p + i));
+    r.b = __ldg((const uint4 *)(p + i + 4));
+}
+DEV void cvt8_f16(const Raw8 &r, float *o)
+{
+    const u32 w[4] = {r.a.x, r.a.y, r.a.z, r.a.w};
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const float2 f = unpack_f16(w[j]);
@@ -40,10 +52,9 @@ DEV void ld8_f16(const u16 *p, size_t i, float *o)
         o[2 * j + 1] = f.y;
     }
 }
-DEV void ld8_bf16(const u16 *p, size_t i, float *o)
+DEV void cvt8_bf16(const Raw8 &r, float *o)
 {
-    uint4 v = __ldg((const uint4 *)(p + i));
-    u32 w[4] = {v.x, v.y, v.z, v.w};
+    const u32 w[4] = {r.a.x, r.a.y, r.a.z, r.a.w};
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const float2 f = unpack_bf16(w[j]);
@@ -51,12 +62,15 @@ DEV void ld8_bf16(const u16 *p, size_t i, float *o)
         o[2 * j + 1] = f.y;
     }
 }
-DEV void ld8_f32(const float *p, size_t i, float *o)
+DEV void cvt8_f32(const Raw8 &r, float *o)
 {
-    float4 a = __ldg((const float4 *)(p + i)), b = __ldg((const float4 *)(p + i + 4));
-    o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w;
-    o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
+    const u32 w[8] = {r.a.x, r.a.y, r.a.z, r.a.w, r.b.x, r.b.y, r.b.z, r.b.w};
+#pragma unroll
+    for (int j = 0; j < 8; j++) o[j] = __uint_as_float(w[j]);
 }
+DEV void ld8_f16(const u16 *p, size_t i, float *o) { Raw8 r; ldr8_f16(p, i, r); cvt8_f16(r, o); }
+DEV void ld8_bf16(const u16 *p, size_t i, float *o) { Raw8 r; ldr8_bf16(p, i, r); cvt8_bf16(r, o); }
+DEV void ld8_f32(const float *p, size_t i, float *o) { Raw8 r; ldr8_f32(p, i, r); cvt8_f32(r, o); }
 
 DEV float warp_sum(float v)
 {
