@@ -4,7 +4,8 @@
  * weight dtype and the GPU's multiprocessor count; the runtime picks the
  * variant by T at each step.  --print-after=select shows each choice and why.
  *
- *   linear, T <= 4        GEMV: one warp per 1-2 weight rows, 16-byte loads,
+ *   linear, T <= 4        GEMV: one warp per 1-2 weight rows (whichever spreads
+ *                         the blocks more evenly over the SMs), 16-byte loads,
  *                         all T tokens per row read (decode is memory-bound)
  *   linear, 5 <= T <= 32  flat GEMM: tensor cores (mma m16n8k16) with M tiles
  *                         of 32 rather than 128, so little of the tile is padding
@@ -62,6 +63,29 @@ static int64_t gemv_blocks(const Graph *g, const Node *n, int rows)
     return (N + 8 * rows - 1) / (8 * rows);
 }
 
+/* Rows per warp of a GEMV: the blocks go to the SMs in turn and the launch
+ * lasts as long as the busiest SM, so 1 or 2 rows, whichever loads the SMs
+ * more evenly (2 on a tie: fewer blocks; 4 measured slower on the H100, 8B
+ * decode 115 tok/s against 123 with two).  One row of each weight for
+ * gate/up's two products (two of each: 8B gate+up 115 us against 90 us for
+ * the two linears apart). */
+static int gemv_rows(const Graph *g, const Node *n, int sms)
+{
+    if (n->op == OP_LINEAR_EW)
+        return 1;
+    int rows = 2;
+    double best = 0;
+    for (int r = 2; r >= 1; r--) {
+        int64_t b = gemv_blocks(g, n, r);
+        double even = (double)b / ((double)sms * (double)((b + sms - 1) / sms));
+        if (even > best + 1e-9) {
+            best = even;
+            rows = r;
+        }
+    }
+    return rows;
+}
+
 static void select_linear(Compilation *c, Node *n, int sms)
 {
     const Node *w = n->src[1];
@@ -70,13 +94,12 @@ static void select_linear(Compilation *c, Node *n, int sms)
     bool vec = K % 8 == 0 && (half || w->dt == DT_F32);
     bool mma = half && K % 8 == 0;
     KernelChoice *k = choices(c, n, mma ? 5 : 2);
-    /* two rows per warp when there are still blocks for every SM (four measured slower on the H100:
-       8B decode 115 tok/s against 123 with two); one row of each weight for gate/up's two products
-       (two of each: 8B gate+up 115 us against 90 us for the two linears apart) */
-    int rows = (N + 15) / 16 >= sms && n->op != OP_LINEAR_EW ? 2 : 1;
+    int rows = gemv_rows(c->graph, n, sms);
+    int64_t blocks = gemv_blocks(c->graph, n, rows);
     k[0] = (KernelChoice){.family = KF_GEMV, .min_T = 1, .max_T = 4, .p = {rows, vec},
-                          .why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs",
-                                              (long long)N, (long long)gemv_blocks(c->graph, n, rows), sms)};
+                          .why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs "
+                                              "(the busiest SM has %lld)",
+                                              (long long)N, (long long)blocks, sms, (long long)((blocks + sms - 1) / sms))};
     if (!mma) {
         k[1] = (KernelChoice){.family = KF_GEMV, .min_T = 5, .p = {rows, vec},
                               .why = half ? "K is not a multiple of 8: no tensor-core path; 4 tokens per block row"
