@@ -7,7 +7,9 @@ then in the same run
   - the copy bandwidth (torch device-to-device copy, bytes read + written) and
     the decode ceiling it implies: bandwidth / weight bytes read per token;
   - modelc decode tok/s at batch 1 (16-token prompt, --max-new tokens, greedy,
-    after --warmup) and prefill tok/s for a --prefill-token prompt;
+    after --warmup) and prefill tok/s for a --prefill-token prompt; the same for
+    --base (default .gpu/modelc-base when there: an earlier build, from
+    BASE=REV tools/gpu-prep.sh), so a change is timed beside what it changes;
   - HF eager decode and prefill (hf_llama.py bench);
   - for --gemm-shape (default llama-1b): every linear's kernel time per launch
     at M = 1, 16, 128, 2048 (modelc --profile) beside torch.nn.functional.linear
@@ -114,6 +116,7 @@ def main():
     ap.add_argument("--prefill-tokens", type=int, default=2048)
     ap.add_argument("--gemm-shape", default="llama-1b")
     ap.add_argument("--no-hf", action="store_true")
+    ap.add_argument("--base", default=".gpu/modelc-base" if os.path.exists(".gpu/modelc-base") else "")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     bw = copy_bandwidth()
@@ -139,6 +142,14 @@ def main():
         row = {"shape": shape, "weight_GB": wb / 1e9, "ceiling_tok_s": ceiling,
                "modelc_decode_tok_s": dec["decode_tok_s"], "modelc_decode_nopdl_tok_s": dec0["decode_tok_s"],
                "modelc_prefill_tok_s": pre["prefill_tok_s"]}
+        if a.base:
+            row["base_decode_tok_s"] = modelc_run(a.base, d, 16, a.new, vocab, [],
+                                                  f"{a.out}/base-decode-{shape}.log")["decode_tok_s"]
+            row["base_prefill_tok_s"] = modelc_run(a.base, d, a.prefill_tokens, 2, vocab, [],
+                                                   f"{a.out}/base-prefill-{shape}.log")["prefill_tok_s"]
+            # and the new build once more, after the base: drift between runs shows as a gap between the two
+            row["modelc_decode2_tok_s"] = modelc_run(a.modelc, d, 16, a.new, vocab, [],
+                                                     f"{a.out}/mc-decode2-{shape}.log")["decode_tok_s"]
         if not a.no_hf:
             r = sh(["python3", HF, "bench", "--model", d, "--dtype", "float16", "--new", "128", "--prompt-len",
                     str(a.prefill_tokens)], f"{a.out}/hf-bench-{shape}.log")
@@ -183,6 +194,12 @@ def main():
               f"{r.get('hf_decode_tok_s', float('nan')):>7.1f} "
               f"{r['modelc_prefill_tok_s']:>9.0f} {r.get('hf_prefill_tok_s', float('nan')):>9.0f} "
               f"{r['modelc_prefill_tok_s'] / r.get('hf_prefill_tok_s', float('nan')):>6.2f}")
+    if a.base:
+        print(f"\nbase ({a.base}) against this build, same run: decode tok/s (this build twice: before and after)")
+        for r in results:
+            print(f"{r['shape']:<10} base decode {r['base_decode_tok_s']:>8.1f}  this {r['modelc_decode_tok_s']:>8.1f} / "
+                  f"{r['modelc_decode2_tok_s']:>8.1f}  ({r['modelc_decode_tok_s'] / r['base_decode_tok_s']:.3f}x)   "
+                  f"base prefill {r['base_prefill_tok_s']:>9.0f}  this {r['modelc_prefill_tok_s']:>9.0f}")
     if gemm:
         print(f"\nGEMM per launch, {a.gemm_shape} shapes (modelc: f32 activations x fp16 weights; cuBLAS: fp16 x fp16)")
         print(f"{'M':>5} {'op':<18} {'N':>7} {'K':>6} {'modelc ms':>10} {'cuBLAS ms':>10} {'ratio':>6}")

@@ -13,6 +13,8 @@
 #             FlashAttention-2 tiles), and an absurd KV-cache request that must fail cleanly
 #   gguf      a Q4_1 GGUF (.gpu/q4_1-gqa3.gguf, written by tests/e2e/test_gguf.py) on
 #             the GPU: logits vs the CPU's run of the same file with --dequantize
+#   ncu       each decode kernel's own time and DRAM bytes from Nsight Compute, Llama-3.2-1B
+#             shape (bench/gpu_ncu.sh), for .gpu/modelc and, when there, .gpu/modelc-base
 #   bench     decode tok/s (1B, 8B shapes, fp16) and prefill 2048 beside HF and
 #             the measured copy bandwidth (bench/gpu_bench.py), the GEMM table vs cuBLAS
 # Logs go under $OUT (or /tmp/gpu_cuda).
@@ -21,6 +23,7 @@ STEPS=${1:-check sanitize bench}
 OUT=${OUT:-/tmp/gpu_cuda}
 export OUT MODELC=${MODELC:-.gpu/modelc} PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
+sh bench/gpu_unpack.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
 $MODELC --version | head -1
 for step in $STEPS; do
@@ -61,6 +64,10 @@ for step in $STEPS; do
     python3 -c "import numpy as np; a=np.load('/tmp/gguf-gpu.npy').astype(float); b=np.load('/tmp/gguf-cpu.npy').astype(float); print('GPU vs CPU logits rel-err %.3e' % (np.linalg.norm(a-b)/np.linalg.norm(b)))"
     echo "tokens GPU: $(cat "$OUT/gguf-gpu.out")"
     echo "tokens CPU: $(cat "$OUT/gguf-cpu.out")"
+    ;;
+  ncu)
+    OUT=$OUT/ncu bash bench/gpu_ncu.sh llama-1b
+    [ -x .gpu/modelc-base ] && MODELC=.gpu/modelc-base OUT=$OUT/ncu-base bash bench/gpu_ncu.sh llama-1b
     ;;
   bench)
     python3 bench/gpu_bench.py --modelc $MODELC --out "$OUT" ${BENCH_ARGS:-}

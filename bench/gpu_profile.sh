@@ -11,6 +11,7 @@ set -uo pipefail
 OUT=${OUT:-/tmp/gpu_profile}
 MODELC=${MODELC:-.gpu/modelc}
 mkdir -p "$OUT"
+sh bench/gpu_unpack.sh
 toks() { python3 -c "import random; random.seed($1); print(','.join(str(random.randrange($2)) for _ in range($1)))"; }
 for shape in ${1:-llama-1b llama-8b}; do
   d=/tmp/bench-$shape
