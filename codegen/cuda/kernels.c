@@ -1017,8 +1017,9 @@ static bool emit_attention(CudaGen *g, Node *n)
                  : "K[src + e]");
     const char *k = cg_kernel(g, n, &t, "_kv_store");
     int sargs[] = {cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc};
-    RtLaunch *store = cg_launch(g, n, k, 4, sargs, 128), *l;
-    store->grid_tok[0] = 1;
+    RtLaunch *l = cg_launch(g, n, k, 4, sargs, 128);
+    l->grid_tok[0] = 1;
+    int store = g->t.nlaunch - 1;   /* an index: later launches may move the table */
 
     for (int c = 0; c < n->nchoice; c++) {
         const KernelChoice *ch = &n->choice[c];
@@ -1026,7 +1027,7 @@ static bool emit_attention(CudaGen *g, Node *n)
             l = emit_attn_split(g, n, kc, vc);
             l->min_T = ch->min_T;
             l->max_T = ch->max_T;
-            store->min_T = ch->max_T + 1;   /* the split kernel stores the step's keys itself */
+            g->t.launch[store].min_T = ch->max_T + 1;   /* the split kernel stores the step's keys itself */
         } else if (ch->family == KF_ATTN_MMA) {
             int aargs[] = {cg_buf(g, n->src[0]), kc, vc, cg_buf(g, n)};
             l = cg_launch(g, n, attn_mma_kernel(g, n), 4, aargs, 128);

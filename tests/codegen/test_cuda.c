@@ -294,6 +294,22 @@ static void check_program(const Shape *s, DType dt)
                 fail_msg("%s T=%lld: %d variants of %s run", s->name, (long long)Ts[ti], active, p->launch[l].what);
         }
     }
+    /* each attention at every T: the keys stored once (by the decode kernel itself up to T = 4, so
+       decode runs one launch per attention) and one attention kernel */
+    for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++)
+        for (int l = 0; l < p->nlaunch; l++) {
+            if (!strstr(p->launch[l].what, "attention(") || (l > 0 && !strcmp(p->launch[l - 1].what, p->launch[l].what)))
+                continue;
+            int stores = 0, kernels = 0;
+            for (int k = l; k < p->nlaunch && !strcmp(p->launch[k].what, p->launch[l].what); k++) {
+                bool runs = runs_at(&p->launch[k], Ts[ti]), split = strstr(p->launch[k].kernel, "_split") != NULL;
+                stores += runs && (split || strstr(p->launch[k].kernel, "_kv_store"));
+                kernels += runs && !strstr(p->launch[k].kernel, "_kv_store");
+            }
+            if (stores != 1 || kernels != 1 || (Ts[ti] <= 4 && stores + kernels != 2))
+                fail_msg("%s T=%lld: %s stores keys %d times and runs %d kernels", s->name, (long long)Ts[ti],
+                         p->launch[l].what, stores, kernels);
+        }
     for (int l = 0; l < p->nlaunch; l++) {
         const RtLaunch *L = &p->launch[l];
         if (L->tail)
