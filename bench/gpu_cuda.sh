@@ -10,7 +10,8 @@
 #   check-long  the same for 100- and 600-token prompts (the larger GEMM tiles)
 #   sanitize  compute-sanitizer memcheck and racecheck on the tiny model (an 8-token
 #             prompt: the decode kernels; a 72-token one: the tensor-core GEMMs and the
-#             FlashAttention-2 tiles), and an absurd KV-cache request that must fail cleanly
+#             FlashAttention-2 tiles) and the SmolLM2 shape (4 tokens: GEMVs with rows split
+#             over warps), and an absurd KV-cache request that must fail cleanly
 #   gguf      a Q4_1 GGUF (.gpu/q4_1-gqa3.gguf, written by tests/e2e/test_gguf.py) on
 #             the GPU: logits vs the CPU's run of the same file with --dequantize
 #   ncu       each decode kernel's own time and DRAM bytes from Nsight Compute, Llama-3.2-1B
@@ -49,8 +50,15 @@ for step in $STEPS; do
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race" "$OUT/san-$tool-$n.log" | head -5
       done
     done
-    # 16M positions of SmolLM2's KV cache (46 KB each) are far more than the GPU holds
+    # the SmolLM2 shape: its GEMVs split rows over 2 warps (K >= 1024), which the tiny model's do not
     python3 .gpu/hf_llama.py make --config smollm2-135m --out /tmp/san-sm --dtype float16 --seed 3 > /dev/null
+    for tool in memcheck racecheck; do
+      compute-sanitizer --tool $tool --error-exitcode 9 $MODELC run models/llama.mdl --weights /tmp/san-sm --target cuda \
+        --tokens 5,6,7,8 --max-new 4 > "$OUT/san-$tool-sm.log" 2>&1
+      echo "compute-sanitizer $tool, SmolLM2 shape, 4-token prompt: exit $?"
+      grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race" "$OUT/san-$tool-sm.log" | head -5
+    done
+    # 16M positions of SmolLM2's KV cache (46 KB each) are far more than the GPU holds
     $MODELC run models/llama.mdl --weights /tmp/san-sm --target cuda --tokens 1,2 --ctx 16777216 > "$OUT/oom.out" 2> "$OUT/oom.log"
     echo "absurd --ctx: exit $? -- $(tail -1 "$OUT/oom.log") -- stdout bytes: $(wc -c < "$OUT/oom.out")"
     ;;

@@ -77,7 +77,7 @@ typedef enum { KF_GEMV, KF_MMA, KF_ATTN_SPLIT, KF_ATTN_ROWS, KF_ATTN_MMA, KF_NOR
 typedef struct KernelChoice {
     KernelFamily family;
     int64_t min_T, max_T;        /* max_T 0: no upper bound */
-    int p[5];                    /* GEMV: rows per warp, vector loads (1/0); MMA: BM, BN, BK, warps, split A
+    int p[5];                    /* GEMV: rows per warp, vector loads (1/0), warps per row (0/1: one); MMA: BM, BN, BK, warps, split A
                                     (1: activations as two 16-bit terms); ATTN_SPLIT: keys per split */
     const char *why;
 } KernelChoice;

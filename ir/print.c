@@ -133,7 +133,11 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
         fprintf(f, "T >= %lld: ", (long long)k->min_T);
     fputs(ir_kernel_family_name(k->family), f);
     switch (k->family) {
-    case KF_GEMV: fprintf(f, " rows/warp=%d loads=%s", k->p[0], k->p[1] ? "16B" : "scalar"); break;
+    case KF_GEMV:
+        fprintf(f, " rows/warp=%d loads=%s", k->p[0], k->p[1] ? "16B" : "scalar");
+        if (k->p[2] > 1)
+            fprintf(f, " warps/row=%d", k->p[2]);
+        break;
     case KF_MMA:
         fprintf(f, " m16n8k16 tile=%dx%dx%d warps=%d%s", k->p[0], k->p[1], k->p[2], k->p[3], k->p[4] ? " a=hi+lo" : "");
         break;

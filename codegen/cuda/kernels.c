@@ -294,31 +294,32 @@ static const char *lin_suffix(CudaGen *g, const LinJob *j, const char *kind, int
  * with 16-byte loads. */
 static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *ch)
 {
-    int R = ch->p[0];
+    int R = ch->p[0], S = ch->p[2] > 1 ? ch->p[2] : 1;   /* S warps share a row (K split S ways) */
     bool vec = ch->p[1], norm = j->norm != NULL;
+    IR_ASSERT(S == 1 || (vec && 8 % S == 0));
     int un = j->nw * R == 1 ? 8 : 2;   /* more would cost blocks per SM (gate+up: 90 registers at 4) */
     KText t;
     FILE *f = cg_text(&t);
     /* two rows or products per warp: registers for 4 blocks of 8 warps per SM (64; ptxas takes 76-90
        otherwise, 2-3 blocks).  Not for one row: bounded, ptxas hoists more and spills */
     lin_signature(f, j, j->wt.c, norm, un == 2 ? 4 : 0);
-    fprintf(f, "    enum { K = %lld, R = %d, NW = %d };\n", (long long)j->K, R, j->nw);
-    lin_pick_part(f, j, j->wt.c, 8 * R);
+    fprintf(f, "    enum { K = %lld, R = %d, NW = %d, S = %d };\n", (long long)j->K, R, j->nw, S);
+    lin_pick_part(f, j, j->wt.c, 8 * R / S);
     /* the weights do not depend on the kernel before: start pulling this warp's rows into L2
        (up to 4 lines of 128 bytes per lane and row) before waiting for it.  The next kernel may
        start once every block is past its loads (pdl_launch after the loop): one kernel ahead */
     fprintf(f,
             "    const int T = st->T, r0 = st->row0, t0 = blockIdx.y * 4;\n"
-            "    const int nt = min(4, T - t0), lane = threadIdx.x & 31;\n"
+            "    const int nt = min(4, T - t0), lane = threadIdx.x & 31, ks = (threadIdx.x >> 5) %% S;\n"
             "    {\n"
-            "        const int n = (bx * 8 + (threadIdx.x >> 5)) * R;\n"
+            "        const int n = (bx * (8 / S) + (threadIdx.x >> 5) / S) * R;\n"
             "        enum { LINES = (K * (int)sizeof(Wv[0][0]) + 127) / 128 };\n"
             "#pragma unroll\n"
             "        for (int q = 0; q < NW; q++)\n"
             "#pragma unroll\n"
             "            for (int r = 0; r < R; r++)\n"
             "                if (t0 == 0 && n + r < N)\n"
-            "                    for (int c = lane; c < LINES && c < 128; c += 32)\n"
+            "                    for (int c = lane + 32 * ks; c < LINES && c < 128; c += 32 * S)\n"
             "                        prefetch_l2((const char *)(Wv[q] + (size_t)(n + r) * K) + c * 128);\n"
             "    }\n"
             "    pdl_wait();\n"
@@ -342,8 +343,8 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                     : "            for (int k = threadIdx.x; k < K; k += 256) ss += x[(size_t)u * K + k] * x[(size_t)u * K + k];\n",
                 (long long)j->K, j->norm->a.eps);
     fprintf(f,
-            "    const int n = (bx * 8 + (threadIdx.x >> 5)) * R;\n"
-            "    if (n >= N) return;\n"
+            "    const int n = (bx * (8 / S) + (threadIdx.x >> 5) / S) * R;\n"
+            "    if (S == 1 && n >= N) return;   /* with S > 1 every warp reaches the reduction */\n"
             "    float acc[NW][R][4];\n"
             "#pragma unroll\n"
             "    for (int q = 0; q < NW; q++)\n"
@@ -354,7 +355,7 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
     if (vec)   /* UN 16-byte loads per lane and row issued before any is used */
         fprintf(f,
                 "    enum { UN = %d };\n"
-                "    for (int k0 = lane * 8; k0 < K; k0 += 256 * UN) {\n"
+                "    for (int k0 = lane * 8 + ks * 256; k0 < K; k0 += 256 * UN * S) {\n"
                 "        Raw8 raw[UN][NW][R];\n"
                 "#pragma unroll\n"
                 "        for (int i = 0; i < UN; i++)\n"
@@ -362,11 +363,12 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 "            for (int q = 0; q < NW; q++)\n"
                 "#pragma unroll\n"
                 "                for (int r = 0; r < R; r++)\n"
-                "                    if (k0 + i * 256 < K && n + r < N) ldr8_%s(Wv[q], (size_t)(n + r) * K + k0 + i * 256, raw[i][q][r]);\n"
+                "                    if (k0 + i * 256 * S < K && n + r < N)\n"
+                "                        ldr8_%s(Wv[q], (size_t)(n + r) * K + k0 + i * 256 * S, raw[i][q][r]);\n"
                 "                    else raw[i][q][r] = Raw8{};\n"
                 "#pragma unroll\n"
                 "        for (int i = 0; i < UN; i++) {\n"
-                "            const int k = k0 + i * 256;\n"
+                "            const int k = k0 + i * 256 * S;\n"
                 "            if (k >= K) break;\n"
                 "            float wv[NW][R][8];\n"
                 "#pragma unroll\n"
@@ -415,23 +417,48 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 "            }\n"
                 "    }\n",
                 j->wt.sfx, norm ? arena_printf(g->c->arena, " * ldw_%s(G, k) * inv[u]", j->gt.sfx) : "");
+    fprintf(f, "    pdl_launch();\n");
+    if (S > 1)   /* the S warps of a row: each one's sums through shared memory, the first adds them */
+        fprintf(f,
+                "    __shared__ float red[8][NW][R][4];\n"
+                "#pragma unroll\n"
+                "    for (int q = 0; q < NW; q++)\n"
+                "#pragma unroll\n"
+                "        for (int r = 0; r < R; r++)\n"
+                "#pragma unroll\n"
+                "            for (int u = 0; u < 4; u++) {\n"
+                "                const float v = warp_sum(acc[q][r][u]);\n"
+                "                if (lane == 0) red[threadIdx.x >> 5][q][r][u] = v;\n"
+                "            }\n"
+                "    __syncthreads();\n"
+                "    if (ks != 0 || n >= N) return;\n"
+                "#pragma unroll\n"
+                "    for (int q = 0; q < NW; q++)\n"
+                "#pragma unroll\n"
+                "        for (int r = 0; r < R; r++)\n"
+                "#pragma unroll\n"
+                "            for (int u = 0; u < 4; u++) {\n"
+                "                float v = 0.f;\n"
+                "#pragma unroll\n"
+                "                for (int w = 0; w < S; w++) v += red[(threadIdx.x >> 5) + w][q][r][u];\n"
+                "                acc[q][r][u] = v;\n"
+                "            }\n");
     fprintf(f,
-            "    pdl_launch();\n"
             "#pragma unroll\n"
             "    for (int r = 0; r < R; r++)\n"
             "#pragma unroll\n"
             "        for (int u = 0; u < 4; u++) {\n"
             "            float v[NW];\n"
             "#pragma unroll\n"
-            "            for (int q = 0; q < NW; q++) v[q] = warp_sum(acc[q][r][u]);\n"
+            "            for (int q = 0; q < NW; q++) v[q] = %s;\n"
             "            if (lane == 0 && u < nt && n + r < N) {\n"
             "                const size_t i = (size_t)(r0 + t0 + u) * N + n + r;\n"
             "                Y[i] = %s;\n"
             "            }\n"
             "        }\n"
             "}\n",
-            lin_value(g, j));
-    return cg_kernel(g, j->n, &t, lin_suffix(g, j, "gemv", R, ""));
+            S > 1 ? "acc[q][r][u]" : "warp_sum(acc[q][r][u])", lin_value(g, j));
+    return cg_kernel(g, j->n, &t, lin_suffix(g, j, "gemv", R, S > 1 ? arena_printf(g->c->arena, "s%d", S) : ""));
 }
 
 /* Tensor-core GEMM, C[M,N] = A[M,K] W[N,K]^T: a BM x 128 tile per block of 8
@@ -616,7 +643,7 @@ static bool emit_linear(CudaGen *g, Node *n)
         RtLaunch *l;
         if (ch->family == KF_GEMV) {
             l = cg_launch(g, n, gemv_kernel(g, &j, ch), nargs, args, 256);
-            set_grid(l, lin_grid(&j, 8 * ch->p[0]), 1, 1);
+            set_grid(l, lin_grid(&j, 8 * ch->p[0] / (ch->p[2] > 1 ? ch->p[2] : 1)), 1, 1);
             l->grid_tok[1] = 4;
         } else {
             l = cg_launch(g, n, mma_kernel(g, &j, ch), nargs, args, 256);

@@ -157,6 +157,16 @@ static void check_select(const Shape *s, DType dt)
         if (lin) {
             assert_int_equal(n->choice[0].family, KF_GEMV);
             assert_int_equal(n->choice[0].max_T, 4);
+            /* rows split over 2 or 4 warps: one row per warp, one product, 16-byte loads, 2+ chunks of
+               256 columns for each warp */
+            int split = n->choice[0].p[2];
+            assert_true(split == 0 || split == 1 || split == 2 || split == 4);
+            if (split > 1) {
+                assert_int_equal(n->choice[0].p[0], 1);
+                assert_int_equal(n->choice[0].p[1], 1);
+                assert_true(n->op == OP_LINEAR || n->a.lew.nw == 1);
+                assert_true(n->src[1]->shape[1] >= 512 * split);
+            }
             bool tc = dt != DT_F32 && n->src[1]->shape[1] % 8 == 0;
             assert_int_equal(n->choice[1].family, tc ? KF_MMA : KF_GEMV);
             if (tc) {
