@@ -78,9 +78,14 @@ typedef struct KernelChoice {
     KernelFamily family;
     int64_t min_T, max_T;        /* max_T 0: no upper bound */
     int p[5];                    /* GEMV: rows per warp, vector loads (1/0), warps per row (0/1: one); MMA: BM, BN, BK, warps, split A
-                                    (1: activations as two 16-bit terms); ATTN_SPLIT: keys per split */
+                                    (1: activations as two 16-bit terms); ATTN_SPLIT: least keys per piece, most pieces */
     const char *why;
 } KernelChoice;
+/* A GEMV choice's warps per row (p[2]; 0 reads as 1). */
+static inline int ir_gemv_warps_per_row(const KernelChoice *k)
+{
+    return k->p[2] > 1 ? k->p[2] : 1;
+}
 const char *ir_kernel_family_name(KernelFamily f);
 void ir_print_choice(const KernelChoice *k, FILE *f);
 

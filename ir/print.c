@@ -141,7 +141,7 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
     case KF_MMA:
         fprintf(f, " m16n8k16 tile=%dx%dx%d warps=%d%s", k->p[0], k->p[1], k->p[2], k->p[3], k->p[4] ? " a=hi+lo" : "");
         break;
-    case KF_ATTN_SPLIT: fprintf(f, " keys/split=%d", k->p[0]); break;
+    case KF_ATTN_SPLIT: fprintf(f, " keys/piece>=%d pieces<=%d", k->p[0], k->p[1]); break;
     case KF_ATTN_ROWS: case KF_ATTN_MMA: case KF_NORM_ROWS: case KF_NORM_IN_GEMV: break;
     }
     if (k->why)

@@ -151,8 +151,9 @@ static void select_attention(Compilation *c, Node *n)
     int64_t dh = n->src[0]->shape[2];
     bool tc = dh % 16 == 0 && dh <= 128;
     KernelChoice *k = choices(c, n, tc ? 3 : 2);
-    k[0] = (KernelChoice){.family = KF_ATTN_SPLIT, .min_T = 1, .max_T = 4, .p = {128},
-                          .why = "decode: the context split in 128-key pieces, one unified max, pieces summed"};
+    k[0] = (KernelChoice){.family = KF_ATTN_SPLIT, .min_T = 1, .max_T = 4, .p = {32, 16},
+                          .why = "decode: the context in up to 16 pieces of 32+ keys, one unified max, the last piece "
+                                 "of a head adds them up"};
     k[1] = (KernelChoice){.family = KF_ATTN_ROWS, .min_T = 5, .max_T = tc ? 63 : 0,
                           .why = tc ? "short prompt: 16 queries x 32-key tiles in f32, online softmax"
                                     : "prefill: 16 queries x 32-key tiles in f32, online softmax (head_dim not a multiple "
@@ -193,7 +194,7 @@ static void select_norm(Compilation *c, Node *r)
     for (int i = r->id + 1; i < launch->id; i++)
         if (!(ir_ops[g->nodes[i]->op].flags & (OPF_LEAF | OPF_VIEW)))
             return;
-    int64_t blocks = gemv_blocks(g, launch, launch->choice[0].p[0], launch->choice[0].p[2] > 1 ? launch->choice[0].p[2] : 1);
+    int64_t blocks = gemv_blocks(g, launch, launch->choice[0].p[0], ir_gemv_warps_per_row(&launch->choice[0]));
     if (blocks > NORM_FOLD_BLOCKS)
         return;
     KernelChoice *k = choices(c, r, launch->nchoice);

@@ -213,7 +213,7 @@ struct RtGpuSession {
     RtGpuStep *hstep;         /* pinned: two steps */
     unsigned long long *hbest;/* pinned */
     float *hlogits;           /* pinned: max_step * vocab (or vocab when last_row) */
-    int64_t max_step, max_ctx, vocab;
+    int64_t max_step, vocab;
     bool last_row;
     bool pdl;                 /* sm_90+: kernels start while the one before finishes (pdl_wait in each) */
     CUgraph graph[2];         /* decode step: [0] logits back, [1] argmax back */
@@ -271,7 +271,6 @@ bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSe
         return rt_fail(err, "out of memory");
     g->p = p;
     g->max_step = o->max_step;
-    g->max_ctx = o->max_ctx;
     g->vocab = p->vocab;
     g->last_row = o->last_row;
     g->dbuf = calloc((size_t)p->nbufs, sizeof *g->dbuf);
@@ -417,13 +416,11 @@ const char *rt_gpu_device(const RtGpuSession *g)
     return g->device;
 }
 
-static unsigned grid_dim(const RtLaunch *L, int d, int64_t T, int64_t max_ctx)
+static unsigned grid_dim(const RtLaunch *L, int d, int64_t T)
 {
     int64_t x = L->grid[d];
     if (L->grid_tok[d] > 0)
         x *= (T + L->grid_tok[d] - 1) / L->grid_tok[d];
-    if (L->grid_ctx[d] > 0)
-        x *= (max_ctx + L->grid_ctx[d] - 1) / L->grid_ctx[d];
     return (unsigned)x;
 }
 
@@ -437,8 +434,7 @@ static bool enqueue(RtGpuSession *g, int64_t T, int64_t T_tail, RtErr *err)
         int64_t t = L->tail ? T_tail : T;
         if (t < L->min_T || (L->max_T && t > L->max_T))
             continue;
-        unsigned gx = grid_dim(L, 0, t, g->max_ctx), gy = grid_dim(L, 1, t, g->max_ctx),
-                 gz = grid_dim(L, 2, t, g->max_ctx);
+        unsigned gx = grid_dim(L, 0, t), gy = grid_dim(L, 1, t), gz = grid_dim(L, 2, t);
         if (!gx || !gy || !gz)
             continue;
         if (g->prof && !CK(cuEventRecord(g->ev[2 * l], g->stream)))

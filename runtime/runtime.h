@@ -175,10 +175,9 @@ typedef struct RtLaunch {
      * pointer to the step's RtGpuStep, then its buffers in order.  Several
      * launches of one node are variants for different step sizes: a launch
      * runs when min_T <= T and (max_T == 0 or T <= max_T).  Grid dimension d
-     * is grid[d] * ceil(T / grid_tok[d]) (when grid_tok[d] > 0) *
-     * ceil(max_ctx / grid_ctx[d]) (when grid_ctx[d] > 0). */
+     * is grid[d] * ceil(T / grid_tok[d]) (when grid_tok[d] > 0). */
     int64_t min_T, max_T;
-    int grid[3], grid_tok[3], grid_ctx[3];
+    int grid[3], grid_tok[3];
     int block, smem;
     bool tail;                /* a per-row op after the last attention: may run on the last row alone */
 } RtLaunch;

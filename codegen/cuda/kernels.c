@@ -294,7 +294,7 @@ static const char *lin_suffix(CudaGen *g, const LinJob *j, const char *kind, int
  * with 16-byte loads. */
 static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *ch)
 {
-    int R = ch->p[0], S = ch->p[2] > 1 ? ch->p[2] : 1;   /* S warps share a row (K split S ways) */
+    int R = ch->p[0], S = ir_gemv_warps_per_row(ch);   /* S warps share a row (K split S ways) */
     bool vec = ch->p[1], norm = j->norm != NULL;
     IR_ASSERT(S == 1 || (vec && 8 % S == 0));
     int un = j->nw * R == 1 ? 8 : 2;   /* more would cost blocks per SM (gate+up: 90 registers at 4) */
@@ -643,7 +643,7 @@ static bool emit_linear(CudaGen *g, Node *n)
         RtLaunch *l;
         if (ch->family == KF_GEMV) {
             l = cg_launch(g, n, gemv_kernel(g, &j, ch), nargs, args, 256);
-            set_grid(l, lin_grid(&j, 8 * ch->p[0] / (ch->p[2] > 1 ? ch->p[2] : 1)), 1, 1);
+            set_grid(l, lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch)), 1, 1);
             l->grid_tok[1] = 4;
         } else {
             l = cg_launch(g, n, mma_kernel(g, &j, ch), nargs, args, 256);
@@ -917,21 +917,20 @@ static const char *attn_mma_kernel(CudaGen *g, const Node *n)
 }
 
 /* Decode attention (T <= 4), split-KV: the context in up to SPLITS pieces of
- * at least MINCH keys (more pieces, shorter serial loops, as the context
- * grows), a block per piece, head and token.  Block 0 of each KV head's first
+ * at least MINCH keys (select's choice: p[1], p[0]; more pieces, shorter
+ * serial loops, as the context grows), a block per piece, head and token.  Block 0 of each KV head's first
  * query head also stores the step's keys (rotated) and values in the caches;
  * the pieces read those from K and V, so no launch runs between.  Each piece
  * leaves its sums (with its max, phi) in the scratch buffer and counts itself
  * done; the last of a head's pieces adds them up and writes O (FlashDecoding++'s
  * unified max: pieces with the same phi add without rescaling).  A context of
  * one piece writes O directly. */
-enum { ATTN_SPLITS = 16, ATTN_MINCH = 32 };
-
-static RtLaunch *emit_attn_split(CudaGen *g, Node *n, int kc, int vc)
+static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc, int vc)
 {
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
+    int minch = ch->p[0], splits = ch->p[1];
     int64_t cnt = (4 * g->max_heads + 63) / 64 * 64;   /* counters (one per token and head) before the sums */
-    int64_t bytes = (cnt + (int64_t)ATTN_SPLITS * 4 * hq * (dh + 2)) * 4;
+    int64_t bytes = (cnt + (int64_t)splits * 4 * hq * (dh + 2)) * 4;
     if (g->scratch_buf < 0) {
         g->scratch_buf = pt_new_buf(&g->t);
         g->t.bufs[g->scratch_buf].kind = RB_SCRATCH;
@@ -963,7 +962,7 @@ static RtLaunch *emit_attn_split(CudaGen *g, Node *n, int kc, int vc)
             "    const int L = %s, chunk = max((int)MINCH, (L + SPLITS - 1) / SPLITS), ns = (L + chunk - 1) / chunk;\n"
             "    const int j0 = blockIdx.x * chunk, j1 = min(L, j0 + chunk);\n"
             "    if (j0 >= L) return;\n",
-            (long long)hq, (long long)hkv, ATTN_SPLITS, ATTN_MINCH, (long long)cnt, ir_attention_scale(n),
+            (long long)hq, (long long)hkv, splits, minch, (long long)cnt, ir_attention_scale(n),
             (long long)dh, (long long)dh, (long long)dh, (long long)dh, (long long)dh,
             rope ? "KNAME_rope(K + src, d, (float)(pos0 + u))" : "K[src + d]",
             n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T");
@@ -1007,9 +1006,10 @@ static RtLaunch *emit_attn_split(CudaGen *g, Node *n, int kc, int vc)
     const char *k = cg_kernel(g, n, &t, "_split");
     int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc, g->scratch_buf, cg_buf(g, n)};
     RtLaunch *l = cg_launch(g, n, k, 7, args, 128);
-    set_grid(l, ATTN_SPLITS, (int)hq, 1);
+    set_grid(l, splits, (int)hq, 1);
+    l->min_T = ch->min_T;
+    l->max_T = ch->max_T;
     l->grid_tok[2] = 1;
-    return l;
 }
 
 static bool emit_attention(CudaGen *g, Node *n)
@@ -1051,9 +1051,7 @@ static bool emit_attention(CudaGen *g, Node *n)
     for (int c = 0; c < n->nchoice; c++) {
         const KernelChoice *ch = &n->choice[c];
         if (ch->family == KF_ATTN_SPLIT) {
-            l = emit_attn_split(g, n, kc, vc);
-            l->min_T = ch->min_T;
-            l->max_T = ch->max_T;
+            emit_attn_split(g, n, ch, kc, vc);
             g->t.launch[store].min_T = ch->max_T + 1;   /* the split kernel stores the step's keys itself */
         } else if (ch->family == KF_ATTN_MMA) {
             int aargs[] = {cg_buf(g, n->src[0]), kc, vc, cg_buf(g, n)};
