@@ -10,8 +10,9 @@
 #   check-long  the same for 100- and 600-token prompts (the larger GEMM tiles)
 #   sanitize  compute-sanitizer memcheck and racecheck on the tiny model (an 8-token
 #             prompt: the decode kernels; a 72-token one: the tensor-core GEMMs and the
-#             FlashAttention-2 tiles) and the SmolLM2 shape (4 tokens: GEMVs with rows split
-#             over warps), and an absurd KV-cache request that must fail cleanly
+#             FlashAttention-2 tiles) and the SmolLM2 shape (12 tokens: the flat GEMM with K
+#             split over blocks; then GEMVs with rows split over warps), and an absurd
+#             KV-cache request that must fail cleanly
 #   gguf      a Q4_1 GGUF (.gpu/q4_1-gqa3.gguf, written by tests/e2e/test_gguf.py) on
 #             the GPU: logits vs the CPU's run of the same file with --dequantize
 #   ncu       each decode kernel's own time and DRAM bytes from Nsight Compute, Llama-3.2-1B
@@ -50,12 +51,13 @@ for step in $STEPS; do
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race" "$OUT/san-$tool-$n.log" | head -5
       done
     done
-    # the SmolLM2 shape: its GEMVs split rows over 2 warps (K >= 1024), which the tiny model's do not
+    # the SmolLM2 shape: a 12-token prompt runs the flat GEMM with K split over 2 blocks per tile,
+    # which the tiny model's (K = 128) does not; decode's GEMVs split rows over 2 warps (K >= 1024)
     python3 .gpu/hf_llama.py make --config smollm2-135m --out /tmp/san-sm --dtype float16 --seed 3 > /dev/null
     for tool in memcheck racecheck; do
       compute-sanitizer --tool $tool --error-exitcode 9 $MODELC run models/llama.mdl --weights /tmp/san-sm --target cuda \
-        --tokens 5,6,7,8 --max-new 4 > "$OUT/san-$tool-sm.log" 2>&1
-      echo "compute-sanitizer $tool, SmolLM2 shape, 4-token prompt: exit $?"
+        --tokens 5,6,7,8,9,10,11,12,13,14,15,16 --max-new 4 > "$OUT/san-$tool-sm.log" 2>&1
+      echo "compute-sanitizer $tool, SmolLM2 shape, 12-token prompt: exit $?"
       grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race" "$OUT/san-$tool-sm.log" | head -5
     done
     # 16M positions of SmolLM2's KV cache (46 KB each) are far more than the GPU holds

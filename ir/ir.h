@@ -77,8 +77,9 @@ typedef enum { KF_GEMV, KF_MMA, KF_ATTN_SPLIT, KF_ATTN_ROWS, KF_ATTN_MMA, KF_NOR
 typedef struct KernelChoice {
     KernelFamily family;
     int64_t min_T, max_T;        /* max_T 0: no upper bound */
-    int p[5];                    /* GEMV: rows per warp, vector loads (1/0), warps per row (0/1: one); MMA: BM, BN, BK, warps, split A
-                                    (1: activations as two 16-bit terms); ATTN_SPLIT: least keys per piece, most pieces */
+    int p[6];                    /* GEMV: rows per warp, vector loads (1/0), warps per row (0/1: one); MMA: BM, BN, BK, warps, split A
+                                    (1: activations as two 16-bit terms), K splits (0/1: none); ATTN_SPLIT: least keys per
+                                    piece, most pieces */
     const char *why;
 } KernelChoice;
 /* A GEMV choice's warps per row (p[2]; 0 reads as 1). */
@@ -86,6 +87,15 @@ static inline int ir_gemv_warps_per_row(const KernelChoice *k)
 {
     return k->p[2] > 1 ? k->p[2] : 1;
 }
+/* An MMA choice's K splits (p[5]; 0 reads as 1): blocks of one output tile
+ * that each sum a range of K, the last of them adding the others' sums. */
+static inline int ir_mma_ksplit(const KernelChoice *k)
+{
+    return k->p[5] > 1 ? k->p[5] : 1;
+}
+/* The most output tiles (N tiles x M tiles at the largest T) a K-split GEMM
+ * launch may have: the CUDA scratch buffer has one counter for each. */
+enum { IR_KSPLIT_MAX_TILES = 2048 };
 const char *ir_kernel_family_name(KernelFamily f);
 void ir_print_choice(const KernelChoice *k, FILE *f);
 

@@ -140,6 +140,8 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
         break;
     case KF_MMA:
         fprintf(f, " m16n8k16 tile=%dx%dx%d warps=%d%s", k->p[0], k->p[1], k->p[2], k->p[3], k->p[4] ? " a=hi+lo" : "");
+        if (k->p[5] > 1)
+            fprintf(f, " k-split=%d", k->p[5]);
         break;
     case KF_ATTN_SPLIT: fprintf(f, " keys/piece>=%d pieces<=%d", k->p[0], k->p[1]); break;
     case KF_ATTN_ROWS: case KF_ATTN_MMA: case KF_NORM_ROWS: case KF_NORM_IN_GEMV: break;

@@ -12,6 +12,8 @@
  *   linear, T > 32        tiled tensor-core GEMM, 64 or 128 rows per tile
  *                         (64 when there are too few N tiles to fill the SMs,
  *                         128 from T = 512)
+ *   linear, 5 <= T < 512  K split over up to 8 blocks per output tile when
+ *                         the tiles leave most SMs idle (split-K)
  *
  * The tensor cores take 16-bit operands; activations are f32.  Rounding them
  * to bf16 (8 bits) costs about 1e-2 relative error in the logits of a 16-layer
@@ -107,6 +109,50 @@ static int gemv_split(const Graph *g, const Node *n, int rows, bool vec, int sms
     return split;
 }
 
+/* The N tiles of a tensor-core launch: 128 columns each, or 128 / nw of each
+ * of a linear_ew's nw products. */
+static int64_t mma_ntiles(const Graph *g, const Node *n)
+{
+    if (n->op == OP_LINEAR_EW) {
+        int per = 128 / n->a.lew.nw;
+        return (n->src[1]->shape[0] + per - 1) / per;
+    }
+    const Node *parts[IR_MAX_GROUP];
+    int64_t tiles = 0;
+    for (int i = ir_group(g, n, parts); i-- > 0;)
+        tiles += (parts[i]->src[1]->shape[0] + 127) / 128;
+    return tiles;
+}
+
+/* K splits of a tensor-core choice for T in [min_T, max_T].  A block computes
+ * one BM x 128 tile over all of K, so a launch with few N tiles (o_proj and
+ * down of a 2048-wide model: 16) gives a short prompt a block for every 8th
+ * SM, each reading all of K (8192 for down: the flat GEMM at 5.7x cuBLAS's
+ * time at M = 16, H100).  So K is split over up to 8 blocks per tile,
+ * doubling while the launch at its fewest M tiles still has at most one block
+ * per SM and each block keeps 8+ steps of 32; the last block of a tile to
+ * finish adds the others' sums (through the scratch buffer) and applies the
+ * epilogue. */
+static int mma_ksplit(const Graph *g, const Node *n, int BM, int64_t min_T, int64_t max_T, int sms)
+{
+    int64_t nk = (n->src[1]->shape[1] + 31) / 32, nt = mma_ntiles(g, n);
+    int64_t fewest = nt * ((min_T + BM - 1) / BM), most = nt * ((max_T + BM - 1) / BM);
+    int ks = 1;
+    while (max_T && ks < 8 && fewest * ks * 2 <= sms && nk / (ks * 2) >= 8 && most <= IR_KSPLIT_MAX_TILES)
+        ks *= 2;
+    return ks;
+}
+
+static const char *ksplit_why(Compilation *c, const Node *n, const KernelChoice *k, const char *why, int sms)
+{
+    int ks = ir_mma_ksplit(k);
+    if (ks == 1)
+        return why;
+    int64_t tiles = mma_ntiles(c->graph, n) * ((k->min_T + k->p[0] - 1) / k->p[0]);
+    return arena_printf(c->arena, "%s; K split %d ways: %lld tiles at T=%lld for %d SMs", why, ks, (long long)tiles,
+                        (long long)k->min_T, sms);
+}
+
 static void select_linear(Compilation *c, Node *n, int sms)
 {
     const Node *w = n->src[1];
@@ -144,6 +190,10 @@ static void select_linear(Compilation *c, Node *n, int sms)
                           .why = one ? "long prompt: 4+ M tiles per N tile fill the SMs; compute-bound, so f16 "
                                        "activations as one term"
                                      : "long prompt: 4+ M tiles per N tile fill the SMs"};
+    for (int i = 1; i < 4; i++) {
+        k[i].p[5] = mma_ksplit(c->graph, n, k[i].p[0], k[i].min_T, k[i].max_T, sms);
+        k[i].why = ksplit_why(c, n, &k[i], k[i].why, sms);
+    }
 }
 
 static void select_attention(Compilation *c, Node *n)

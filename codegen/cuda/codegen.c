@@ -100,6 +100,20 @@ int cg_buf(CudaGen *g, const Node *n)
     return g->t.node_buf[n->id];
 }
 
+int cg_scratch(CudaGen *g, int64_t floats)
+{
+    if (g->scratch_buf < 0) {
+        g->scratch_buf = pt_new_buf(&g->t);
+        g->t.bufs[g->scratch_buf].kind = RB_SCRATCH;
+        g->t.bufs[g->scratch_buf].name = "split-KV and split-K partial results";
+        g->t.bufs[g->scratch_buf].dtype = RT_F32;
+    }
+    int64_t bytes = (g->counters + floats) * 4;
+    if (bytes > g->scratch_const)
+        g->scratch_const = bytes;
+    return g->scratch_buf;
+}
+
 static bool per_row(const Node *n)
 {
     switch (n->op) {
@@ -145,12 +159,14 @@ bool cuda_codegen(Compilation *c, const CudaOptions *o, CudaModule **out)
         free(m);
         return false;
     }
+    g.counters = IR_KSPLIT_MAX_TILES;
     for (int i = 0; i < c->graph->n; i++)
         if (c->graph->nodes[i]->op == OP_ATTENTION) {
             g.last_attention = i;
-            if (c->graph->nodes[i]->src[0]->shape[1] > g.max_heads)
-                g.max_heads = c->graph->nodes[i]->src[0]->shape[1];
+            if (4 * c->graph->nodes[i]->src[0]->shape[1] > g.counters)
+                g.counters = 4 * c->graph->nodes[i]->src[0]->shape[1];
         }
+    g.counters = (g.counters + 63) / 64 * 64;
     for (int i = 0; i < c->graph->n; i++)
         if (!cuda_emit_node(&g, c->graph->nodes[i])) {
             free(m);

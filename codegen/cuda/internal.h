@@ -20,10 +20,12 @@ typedef struct CudaGen {
     CudaKernel *k;
     int nk, capk;
     int last_attention;        /* node id of the last attention (-1: none): per-row ops after it are tails */
-    int scratch_buf;           /* split-KV decoding's counters and partial results, shared by every
-                                  attention (-1: none yet); zeroed at allocation */
+    int scratch_buf;           /* split-KV decoding's and split-K GEMMs' counters, then their partial
+                                  results, shared by every such launch (-1: none yet); zeroed at
+                                  allocation, and each counter is back at 0 when its launch ends */
     int64_t scratch_const;
-    int64_t max_heads;         /* the most query heads of any attention: the counters' slots are 4 per head */
+    int64_t counters;          /* counter slots before the partial results: 4 per head of the widest
+                                  attention, or one per output tile of a K-split GEMM, whichever is more */
 } CudaGen;
 
 /* A kernel's text is written to a memory stream with the placeholder KNAME
@@ -40,6 +42,8 @@ const char *cg_kernel(CudaGen *g, const Node *n, KText *t, const char *suffix);
 /* A launch of kernel for node n with the given buffers (block threads). */
 RtLaunch *cg_launch(CudaGen *g, const Node *n, const char *kernel, int nargs, const int *args, int block);
 int cg_buf(CudaGen *g, const Node *n);
+/* The scratch buffer, grown to hold the counters and `floats` partial results. */
+int cg_scratch(CudaGen *g, int64_t floats);
 
 /* kernels.c: emit the kernels and launches of one node. */
 bool cuda_emit_node(CudaGen *g, Node *n);

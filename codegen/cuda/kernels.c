@@ -215,8 +215,9 @@ static int lin_args(CudaGen *g, const LinJob *j, bool norm, int *args)
     return k;
 }
 
-/* min_blocks > 0: registers for that many blocks per SM (__launch_bounds__) */
-static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, int min_blocks)
+/* min_blocks > 0: registers for that many blocks per SM (__launch_bounds__);
+ * scratch: the K-split GEMM's counters and partial sums (Sc) last. */
+static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, int min_blocks, bool scratch)
 {
     if (min_blocks > 0)
         fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256, %d) KNAME(const RtGpuStep *st, "
@@ -231,7 +232,7 @@ static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, i
         fprintf(f, ", const float *E%d", i);
     for (int i = 0; i < j->nparts; i++)
         fprintf(f, ", float *Y%d", i);
-    fprintf(f, ")\n{\n");
+    fprintf(f, "%s)\n{\n", scratch ? ", float *Sc" : "");
 }
 
 /* Blocks of one part: its width over the columns a block covers. */
@@ -302,7 +303,7 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
     FILE *f = cg_text(&t);
     /* two rows or products per warp: registers for 4 blocks of 8 warps per SM (64; ptxas takes 76-90
        otherwise, 2-3 blocks).  Not for one row: bounded, ptxas hoists more and spills */
-    lin_signature(f, j, j->wt.c, norm, un == 2 ? 4 : 0);
+    lin_signature(f, j, j->wt.c, norm, un == 2 ? 4 : 0, false);
     fprintf(f, "    enum { K = %lld, R = %d, NW = %d, S = %d };\n", (long long)j->K, R, j->nw, S);
     lin_pick_part(f, j, j->wt.c, 8 * R / S);
     /* the weights do not depend on the kernel before: start pulling this warp's rows into L2
@@ -479,14 +480,15 @@ static int mma_smem(int BM, bool split, int nw)
 
 static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *ch)
 {
-    int BM = ch->p[0];
+    int BM = ch->p[0], ks = ir_mma_ksplit(ch);
     bool split = ch->p[4];
     const char *ty = j->w[0]->dt == DT_BF16 ? "bf16" : "f16";
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, "u16", false, 0);
-    fprintf(f, "    enum { K = %lld, BM = %d, NW = %d, BN = 128 / NW, SPLIT = %d, MT = BM / 32, AV = BM / 32, NK = (K + 31) / 32 };\n",
-            (long long)j->K, BM, j->nw, split);
+    lin_signature(f, j, "u16", false, 0, ks > 1);
+    fprintf(f, "    enum { K = %lld, BM = %d, NW = %d, BN = 128 / NW, SPLIT = %d, MT = BM / 32, AV = BM / 32, NK = (K + 31) / 32 };\n"
+               "    enum { KS = %d, KC = (NK + KS - 1) / KS, CNT = %lld };   // K splits, steps of 32 per split, counters\n",
+            (long long)j->K, BM, j->nw, split, ks, (long long)g->counters);
     lin_pick_part(f, j, "u16", 128 / j->nw);
     fprintf(f,
             "    const int M = st->T, r0 = st->row0, m0 = blockIdx.y * BM, n0 = bx * BN;\n"
@@ -536,14 +538,15 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
             "                 \"{%%4,%%5,%%6,%%7}, {%%8,%%9}, {%%0,%%1,%%2,%%3};\\n\" \\\n"
             "                 : \"+f\"(acc[0]), \"+f\"(acc[1]), \"+f\"(acc[2]), \"+f\"(acc[3]) \\\n"
             "                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]))\n"
-            "    LOAD_A(0);\n"
+            "    const int k0 = blockIdx.z * KC, k1 = min((int)NK, k0 + KC);   // this block's steps of K\n"
+            "    LOAD_A(k0);\n"
             "    STORE_A(0);\n"
-            "    LOAD_B(0, 0);\n"
+            "    LOAD_B(0, k0);\n"
             "    cp_async_wait_all();\n"
             "    __syncthreads();\n"
-            "    for (int kt = 0; kt < NK; kt++) {\n"
-            "        const int cur = kt & 1;\n"
-            "        if (kt + 1 < NK) {\n"
+            "    for (int kt = k0; kt < k1; kt++) {\n"
+            "        const int cur = (kt - k0) & 1;\n"
+            "        if (kt + 1 < k1) {\n"
             "            LOAD_B(cur ^ 1, kt + 1);\n"
             "            LOAD_A(kt + 1);\n"
             "        }\n"
@@ -573,7 +576,7 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
             "                    if (SPLIT) MMA(acc[i][c], al[i], b[c]);\n"
             "                }\n"
             "        }\n"
-            "        if (kt + 1 < NK) {\n"
+            "        if (kt + 1 < k1) {\n"
             "            STORE_A(cur ^ 1);\n"
             "            cp_async_wait_all();\n"
             "        }\n"
@@ -584,6 +587,42 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
             "#undef LOAD_B\n"
             "#undef MMA\n",
             ty, ty, ty, ty, ty, ty, ty, ty);
+    if (ks > 1)   /* each block's sums to its slot; the tile's last block adds them all up, in slot order */
+        fprintf(f,
+                "    {\n"
+                "        const int tile = blockIdx.y * gridDim.x + blockIdx.x;\n"
+                "        float *const P = Sc + CNT + (size_t)tile * KS * BM * 128;\n"
+                "#define AT(i, c, e) ((wm * (BM / 2) + (i) * 16 + gq + ((e) >> 1) * 8) * 128 + wn * 32 + (c) * 8 + 2 * cq + ((e) & 1))\n"
+                "#pragma unroll\n"
+                "        for (int i = 0; i < MT; i++)\n"
+                "#pragma unroll\n"
+                "            for (int c = 0; c < 4; c++)\n"
+                "#pragma unroll\n"
+                "                for (int e = 0; e < 4; e++) P[(size_t)blockIdx.z * BM * 128 + AT(i, c, e)] = acc[i][c][e];\n"
+                "        __threadfence();\n"
+                "        __syncthreads();\n"
+                "        __shared__ int last;\n"
+                "        if (tid == 0) {\n"
+                "            unsigned *const cn = (unsigned *)Sc + tile;\n"
+                "            last = atomicAdd(cn, 1u) == KS - 1;\n"
+                "            if (last) *cn = 0;\n"
+                "        }\n"
+                "        __syncthreads();\n"
+                "        if (!last) return;\n"
+                "        __threadfence();\n"
+                "#pragma unroll\n"
+                "        for (int i = 0; i < MT; i++)\n"
+                "#pragma unroll\n"
+                "            for (int c = 0; c < 4; c++)\n"
+                "#pragma unroll\n"
+                "                for (int e = 0; e < 4; e++) {\n"
+                "                    float v = 0.f;\n"
+                "#pragma unroll\n"
+                "                    for (int s = 0; s < KS; s++) v += __ldcg(P + (size_t)s * BM * 128 + AT(i, c, e));\n"
+                "                    acc[i][c][e] = v;\n"
+                "                }\n"
+                "#undef AT\n"
+                "    }\n");
     if (j->nw == 1)
         fprintf(f,
                 "#pragma unroll\n"
@@ -625,7 +664,9 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
                 "    }\n"
                 "}\n",
                 lin_value(g, j));
-    return cg_kernel(g, j->n, &t, lin_suffix(g, j, "mma", BM, split ? "s" : ""));
+    return cg_kernel(g, j->n, &t,
+                     lin_suffix(g, j, "mma", BM, arena_printf(g->c->arena, "%s%s", split ? "s" : "",
+                                                               ks > 1 ? arena_printf(g->c->arena, "k%d", ks) : "")));
 }
 
 static bool emit_linear(CudaGen *g, Node *n)
@@ -638,7 +679,7 @@ static bool emit_linear(CudaGen *g, Node *n)
     IR_ASSERT(n->nchoice > 0 && j.nw <= 2);
     for (int i = 0; i < n->nchoice; i++) {
         const KernelChoice *ch = &n->choice[i];
-        int args[8];
+        int args[12];
         int nargs = lin_args(g, &j, j.norm && ch->family == KF_GEMV, args);
         RtLaunch *l;
         if (ch->family == KF_GEMV) {
@@ -646,9 +687,15 @@ static bool emit_linear(CudaGen *g, Node *n)
             set_grid(l, lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch)), 1, 1);
             l->grid_tok[1] = 4;
         } else {
+            int ks = ir_mma_ksplit(ch), gx = lin_grid(&j, 128 / j.nw);
+            if (ks > 1) {   /* the counters and each tile's KS partial sums, at the most M tiles */
+                int64_t tiles = (int64_t)gx * ((ch->max_T + ch->p[0] - 1) / ch->p[0]);
+                IR_ASSERT(ch->max_T > 0 && tiles <= IR_KSPLIT_MAX_TILES);
+                args[nargs++] = cg_scratch(g, tiles * ks * ch->p[0] * 128);
+            }
             l = cg_launch(g, n, mma_kernel(g, &j, ch), nargs, args, 256);
             l->smem = mma_smem(ch->p[0], ch->p[4], j.nw);
-            set_grid(l, lin_grid(&j, 128 / j.nw), 1, 1);
+            set_grid(l, gx, 1, ks);
             l->grid_tok[1] = ch->p[0];
         }
         l->min_T = ch->min_T;
@@ -715,15 +762,17 @@ static bool emit_rope(CudaGen *g, Node *n)
 #define ATTN_PHI 0.0
 #define ATTN_PHI_RANGE 60.0
 
-/* One query row of one head against keys [j0, j1): 4 warps, a key per warp
- * at a time, lanes split the head dimension.  Keys before pos0 come from the
- * caches, the step's own from K and V (rotated here when RoPE is on), so the
- * kernel need not wait for them to be stored. */
+/* One query row of one head against keys [j0, j1): 4 warps, each taking 8
+ * consecutive keys of every 32, lanes split the head dimension.  A warp
+ * loads its 8 keys and values (every lane's share) before it uses any, so a
+ * piece costs one round trip to memory rather than one per key.  Keys before
+ * pos0 come from the caches, the step's own from K and V (rotated here when
+ * RoPE is on), so the kernel need not wait for them to be stored. */
 static void attn_core(FILE *f, int64_t dh, bool rope)
 {
     int nd = (int)((dh + 31) / 32);
     fprintf(f,
-            "    enum { DH = %lld, ND = %d };\n"
+            "    enum { DH = %lld, ND = %d, KB = 8 };\n"
             "    __shared__ float sacc[4][DH], sl[4], smax[4];\n"
             "    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
             "    float q[ND], acc[ND], l, mx, phi = %.1ff;\n"
@@ -735,21 +784,38 @@ static void attn_core(FILE *f, int64_t dh, bool rope)
             "        mx = NEG_INF;\n"
             "#pragma unroll\n"
             "        for (int i = 0; i < ND; i++) acc[i] = 0.f;\n"
-            "#pragma unroll 2\n"
-            "        for (int j = j0 + warp; j < j1; j += 4) {\n"
-            "            const bool old = j < pos0;\n"
-            "            const size_t o = ((size_t)(old ? j : j - pos0) * HKV + kvh) * DH;\n"
-            "            const float *kr = (old ? Kc : K) + o, *vr = (old ? Vc : V) + o;\n"
-            "            float s = 0.f;\n"
+            "        for (int jb = j0 + warp * KB; jb < j1; jb += 4 * KB) {\n"
+            "            float kv[KB][ND], vv[KB][ND], s[KB];\n"
             "#pragma unroll\n"
-            "            for (int i = 0; i < ND; i++)\n"
-            "                if (lane + 32 * i < DH) s += q[i] * (old ? kr[lane + 32 * i] : %s);\n"
-            "            s = warp_sum(s);\n"
-            "            mx = fmaxf(mx, s);\n"
-            "            const float p = expf(s - phi);\n"
-            "            l += p;\n"
+            "            for (int u = 0; u < KB; u++) {\n"
+            "                const int j = jb + u;\n"
+            "                const bool ok = j < j1, old = j < pos0;\n"
+            "                const size_t o = ((size_t)(old ? j : j - pos0) * HKV + kvh) * DH;\n"
+            "                const float *kr = (old ? Kc : K) + o, *vr = (old ? Vc : V) + o;\n"
             "#pragma unroll\n"
-            "            for (int i = 0; i < ND; i++) if (lane + 32 * i < DH) acc[i] += p * vr[lane + 32 * i];\n"
+            "                for (int i = 0; i < ND; i++) {\n"
+            "                    const bool in = ok && lane + 32 * i < DH;\n"
+            "                    kv[u][i] = in ? (old ? kr[lane + 32 * i] : %s) : 0.f;\n"
+            "                    vv[u][i] = in ? vr[lane + 32 * i] : 0.f;\n"
+            "                }\n"
+            "            }\n"
+            "#pragma unroll\n"
+            "            for (int u = 0; u < KB; u++) {\n"
+            "                s[u] = 0.f;\n"
+            "#pragma unroll\n"
+            "                for (int i = 0; i < ND; i++) s[u] += q[i] * kv[u][i];\n"
+            "            }\n"
+            "#pragma unroll\n"
+            "            for (int u = 0; u < KB; u++) s[u] = warp_sum(s[u]);\n"
+            "#pragma unroll\n"
+            "            for (int u = 0; u < KB; u++) {\n"
+            "                if (jb + u >= j1) break;\n"
+            "                mx = fmaxf(mx, s[u]);\n"
+            "                const float p = expf(s[u] - phi);\n"
+            "                l += p;\n"
+            "#pragma unroll\n"
+            "                for (int i = 0; i < ND; i++) acc[i] += p * vv[u][i];\n"
+            "            }\n"
             "        }\n"
             "        if (lane == 0) smax[warp] = mx;\n"
             "        __syncthreads();\n"
@@ -929,16 +995,7 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
 {
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
     int minch = ch->p[0], splits = ch->p[1];
-    int64_t cnt = (4 * g->max_heads + 63) / 64 * 64;   /* counters (one per token and head) before the sums */
-    int64_t bytes = (cnt + (int64_t)splits * 4 * hq * (dh + 2)) * 4;
-    if (g->scratch_buf < 0) {
-        g->scratch_buf = pt_new_buf(&g->t);
-        g->t.bufs[g->scratch_buf].kind = RB_SCRATCH;
-        g->t.bufs[g->scratch_buf].name = "split-KV partial results";
-        g->t.bufs[g->scratch_buf].dtype = RT_F32;
-    }
-    if (bytes > g->scratch_const)
-        g->scratch_const = bytes;
+    int scratch = cg_scratch(g, (int64_t)splits * 4 * hq * (dh + 2));
     bool rope = n->a.attn.rope;
     KText t;
     FILE *f = cg_text(&t);
@@ -962,7 +1019,7 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
             "    const int L = %s, chunk = max((int)MINCH, (L + SPLITS - 1) / SPLITS), ns = (L + chunk - 1) / chunk;\n"
             "    const int j0 = blockIdx.x * chunk, j1 = min(L, j0 + chunk);\n"
             "    if (j0 >= L) return;\n",
-            (long long)hq, (long long)hkv, splits, minch, (long long)cnt, ir_attention_scale(n),
+            (long long)hq, (long long)hkv, splits, minch, (long long)g->counters, ir_attention_scale(n),
             (long long)dh, (long long)dh, (long long)dh, (long long)dh, (long long)dh,
             rope ? "KNAME_rope(K + src, d, (float)(pos0 + u))" : "K[src + d]",
             n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T");
@@ -1004,7 +1061,7 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
             "    }\n"
             "}\n");
     const char *k = cg_kernel(g, n, &t, "_split");
-    int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc, g->scratch_buf, cg_buf(g, n)};
+    int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc, scratch, cg_buf(g, n)};
     RtLaunch *l = cg_launch(g, n, k, 7, args, 128);
     set_grid(l, splits, (int)hq, 1);
     l->min_T = ch->min_T;

@@ -118,6 +118,37 @@ static void test_parse_target(void **state)
 
 /* ---- pass select --------------------------------------------------------------- */
 
+/* Split-K: 1, 2, 4 or 8 ways, only below T = 512, each block 8+ steps of 32
+ * columns, the launch at its fewest M tiles at most one block per SM (132);
+ * and every tile count the counters allow.  The Llama-3.2-1B shape's o_proj
+ * and down (16 N tiles) split 8 ways for short prompts. */
+static void check_ksplit(const Build *b, const Node *n)
+{
+    int64_t K = n->src[1]->shape[1], N = n->src[1]->shape[0], ntiles;
+    if (n->op == OP_LINEAR_EW) {
+        ntiles = (N + 128 / n->a.lew.nw - 1) / (128 / n->a.lew.nw);
+    } else {
+        const Node *parts[IR_MAX_GROUP];
+        ntiles = 0;
+        for (int i = ir_group(b->comp.graph, n, parts); i-- > 0;)
+            ntiles += (parts[i]->src[1]->shape[0] + 127) / 128;
+    }
+    for (int c = 1; c < n->nchoice; c++) {
+        const KernelChoice *k = &n->choice[c];
+        int ks = ir_mma_ksplit(k), BM = k->p[0];
+        assert_true(ks == 1 || ks == 2 || ks == 4 || ks == 8);
+        if (ks == 1)
+            continue;
+        assert_true(k->max_T > 0 && k->max_T < 512);
+        assert_true((K + 31) / 32 / ks >= 8);
+        assert_true(ntiles * ((k->min_T + BM - 1) / BM) * ks <= 132);
+        assert_true(ntiles * ((k->max_T + BM - 1) / BM) <= IR_KSPLIT_MAX_TILES);
+        assert_non_null(strstr(k->why, "K split"));
+    }
+    if (n->op == OP_LINEAR_EW && n->a.lew.nw == 1 && N == 2048 && K >= 2048)   /* 1B: o_proj, down */
+        assert_int_equal(ir_mma_ksplit(&n->choice[1]), 8);
+}
+
 static void check_select(const Shape *s, DType dt)
 {
     Build b;
@@ -172,6 +203,7 @@ static void check_select(const Shape *s, DType dt)
             if (tc) {
                 assert_int_equal(n->choice[1].p[0], 32);   /* flat GEMM tile for small M */
                 assert_int_equal(n->choice[1].p[4], 1);    /* activations as hi + lo */
+                check_ksplit(&b, n);
             }
         } else {
             assert_int_equal(n->choice[0].family, KF_ATTN_SPLIT);
@@ -337,6 +369,23 @@ static void check_program(const Shape *s, DType dt)
             fail_msg("%s: kernel %s is not defined in the source", s->name, L->kernel);
         assert_null(strstr(at + 1, def));   /* defined once */
     }
+    /* K-split GEMMs (grid z) pass the scratch buffer last, sized for the counters and each tile's
+       partial sums at the launch's largest T; the 1B and 8B shapes have some */
+    int ksplits = 0;
+    for (int l = 0; l < p->nlaunch; l++) {
+        const RtLaunch *L = &p->launch[l];
+        if (L->grid[2] == 1 || strstr(L->kernel, "_split"))
+            continue;
+        ksplits++;
+        assert_non_null(strstr(L->kernel, "_mma"));
+        assert_true(L->max_T > 0 && L->max_T < 512);
+        const RtBuf *sb = &p->bufs[L->args[L->nargs - 1]];
+        assert_int_equal(sb->kind, RB_SCRATCH);
+        int64_t tiles = (int64_t)L->grid[0] * ((L->max_T + L->grid_tok[1] - 1) / L->grid_tok[1]);
+        assert_true(sb->bytes_const >= (IR_KSPLIT_MAX_TILES + tiles * L->grid[2] * L->grid_tok[1] * 128) * 4);
+    }
+    if (strstr(s->name, "llama") && dt != DT_F32)
+        assert_true(ksplits > 0);
     /* the logits' launches after the last attention run on the last row alone */
     assert_true(p->launch[p->nlaunch - 1].tail);
     assert_non_null(strstr(src, "// IR node: %"));
