@@ -6,7 +6,9 @@
  *
  *   linear, T <= 4        GEMV: one warp per 1-2 weight rows (whichever spreads
  *                         the blocks more evenly over the SMs), 16-byte loads,
- *                         all T tokens per row read (decode is memory-bound)
+ *                         all T tokens per row read (decode is memory-bound);
+ *                         2-8 loads per lane in flight, by the blocks an SM
+ *                         holds; rows prefetched to L2 only as far as it holds
  *   linear, 5 <= T <= 32  flat GEMM: tensor cores (mma m16n8k16) with M tiles
  *                         of 32 rather than 128, so little of the tile is padding
  *   linear, T > 32        tiled tensor-core GEMM, 64 or 128 rows per tile
@@ -153,6 +155,43 @@ static const char *ksplit_why(Compilation *c, const Node *n, const KernelChoice 
                         (long long)k->min_T, sms);
 }
 
+/* 16-byte loads a GEMV lane issues per row and product before it uses any.
+ * One row per warp: 8.  Two (rows or products): as many as the registers of
+ * the blocks an SM holds at once allow -- 2 at 4+ blocks per SM (64
+ * registers), 3 at 3 (80), 4 at 1-2 (128): a launch with few blocks per SM
+ * needs more bytes in flight per warp to keep the memory busy (8B down: 256
+ * blocks, 2 rows per warp, read at 74% of the copy bandwidth with 2; H200). */
+static int gemv_batch(int64_t blocks, int rows, int nw, int sms)
+{
+    if (rows * nw == 1)
+        return 8;
+    int64_t per_sm = (blocks + sms - 1) / sms;
+    return per_sm <= 2 ? 4 : per_sm == 3 ? 3 : 2;
+}
+
+/* Lines of 128 bytes of each weight row a GEMV warp asks the L2 to fetch
+ * before it waits for the kernel before it: the rows of every block an SM
+ * holds at once, together at most GEMV_PREFETCH_BYTES.  Whole rows (the rule
+ * before) of 8B's gate+up -- 528 blocks of 16 rows of 8 KB, 67 MB, more than
+ * the H100's 50 MB of L2 -- were evicted before they were read and read
+ * again: 294 MB from DRAM for 235 MB of weights (Nsight Compute, H200; the
+ * lm_head 1.41 GB for 1.05).  Decode tok/s on the H100, 1B / 8B: whole rows
+ * 756.2 / 142.4; at most 32 MB 759.3 / 159.0; 16 MB 799.4 and 795.7 / 162.9
+ * and 163.2; 8 MB 812.7 / 163.8 (bench/RESULTS.md, 2026-12-05). */
+enum { GEMV_PREFETCH_BYTES = 8 << 20 };
+
+static int gemv_prefetch(const Node *n, int64_t blocks, int rows, int split, int batch, int sms)
+{
+    int64_t K = n->src[1]->shape[1], esz = n->src[1]->dt == DT_F32 ? 4 : 2;
+    int64_t lines = (K * esz + 127) / 128, nw = n->op == OP_LINEAR_EW ? n->a.lew.nw : 1;
+    int per_sm = batch == 8 ? 6 : batch == 2 ? 4 : batch == 3 ? 3 : 2;   /* blocks an SM holds (registers) */
+    int64_t held = blocks < (int64_t)per_sm * sms ? blocks : (int64_t)per_sm * sms;
+    int64_t fit = GEMV_PREFETCH_BYTES / (held * (8 / split) * rows * nw * 128);
+    if (fit > lines)
+        fit = lines;
+    return (int)(fit < 128 ? fit : 128);
+}
+
 static void select_linear(Compilation *c, Node *n, int sms)
 {
     const Node *w = n->src[1];
@@ -163,7 +202,9 @@ static void select_linear(Compilation *c, Node *n, int sms)
     KernelChoice *k = choices(c, n, mma ? 5 : 2);
     int rows = gemv_rows(c->graph, n, sms), split = gemv_split(c->graph, n, rows, vec, sms);
     int64_t blocks = gemv_blocks(c->graph, n, rows, split);
-    k[0] = (KernelChoice){.family = KF_GEMV, .min_T = 1, .max_T = 4, .p = {rows, vec, split},
+    int nw = n->op == OP_LINEAR_EW ? n->a.lew.nw : 1, batch = vec ? gemv_batch(blocks, rows, nw, sms) : 0;
+    k[0] = (KernelChoice){.family = KF_GEMV, .min_T = 1, .max_T = 4,
+                          .p = {rows, vec, split, batch, vec ? gemv_prefetch(n, blocks, rows, split, batch, sms) : 0},
                           .why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs "
                                               "(the busiest SM has %lld)%s",
                                               (long long)N, (long long)blocks, sms, (long long)((blocks + sms - 1) / sms),

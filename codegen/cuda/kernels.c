@@ -298,17 +298,22 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
     int R = ch->p[0], S = ir_gemv_warps_per_row(ch);   /* S warps share a row (K split S ways) */
     bool vec = ch->p[1], norm = j->norm != NULL;
     IR_ASSERT(S == 1 || (vec && 8 % S == 0));
-    int un = j->nw * R == 1 ? 8 : 2;   /* more would cost blocks per SM (gate+up: 90 registers at 4) */
+    /* loads in flight per lane and row (select: gemv_batch) */
+    int un = ch->p[3] > 0 ? ch->p[3] : j->nw * R == 1 ? 8 : 2;
+    IR_ASSERT(un >= 2 && un <= 8);
     KText t;
     FILE *f = cg_text(&t);
-    /* two rows or products per warp: registers for 4 blocks of 8 warps per SM (64; ptxas takes 76-90
-       otherwise, 2-3 blocks).  Not for one row: bounded, ptxas hoists more and spills */
-    lin_signature(f, j, j->wt.c, norm, un == 2 ? 4 : 0, false);
-    fprintf(f, "    enum { K = %lld, R = %d, NW = %d, S = %d };\n", (long long)j->K, R, j->nw, S);
+    /* two rows or products per warp: registers for the blocks per SM that select counted on (2 loads:
+       4 blocks, 64 registers; ptxas takes 76-90 unbounded, 2-3 blocks).  Not for one row: bounded,
+       ptxas hoists more and spills */
+    lin_signature(f, j, j->wt.c, norm, un == 8 ? 0 : un == 2 ? 4 : un == 3 ? 3 : 2, false);
+    fprintf(f, "    enum { K = %lld, R = %d, NW = %d, S = %d, PF = %d };\n", (long long)j->K, R, j->nw, S,
+            ch->p[4] > 0 ? ch->p[4] : 128);
     lin_pick_part(f, j, j->wt.c, 8 * R / S);
-    /* the weights do not depend on the kernel before: start pulling this warp's rows into L2
-       (up to 4 lines of 128 bytes per lane and row) before waiting for it.  The next kernel may
-       start once every block is past its loads (pdl_launch after the loop): one kernel ahead */
+    /* the weights do not depend on the kernel before: start pulling the first PF lines of 128
+       bytes of this warp's rows into L2 (select: gemv_prefetch, what the L2 holds) before waiting
+       for it.  The next kernel may start once every block is past its loads (pdl_launch after the
+       loop): one kernel ahead */
     fprintf(f,
             "    const int T = st->T, r0 = st->row0, t0 = blockIdx.y * 4;\n"
             "    const int nt = min(4, T - t0), lane = threadIdx.x & 31, ks = (threadIdx.x >> 5) %% S;\n"
@@ -320,7 +325,7 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "#pragma unroll\n"
             "            for (int r = 0; r < R; r++)\n"
             "                if (t0 == 0 && n + r < N)\n"
-            "                    for (int c = lane + 32 * ks; c < LINES && c < 128; c += 32 * S)\n"
+            "                    for (int c = lane + 32 * ks; c < LINES && c < PF; c += 32 * S)\n"
             "                        prefetch_l2((const char *)(Wv[q] + (size_t)(n + r) * K) + c * 128);\n"
             "    }\n"
             "    pdl_wait();\n"
@@ -459,7 +464,11 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "        }\n"
             "}\n",
             S > 1 ? "acc[q][r][u]" : "warp_sum(acc[q][r][u])", lin_value(g, j));
-    return cg_kernel(g, j->n, &t, lin_suffix(g, j, "gemv", R, S > 1 ? arena_printf(g->c->arena, "s%d", S) : ""));
+    /* the name tells the variants apart: warps per row, and the loads and prefetch select chose */
+    const char *more = arena_printf(g->c->arena, "%s%s%s", S > 1 ? arena_printf(g->c->arena, "s%d", S) : "",
+                                    ch->p[3] > 0 ? arena_printf(g->c->arena, "b%d", ch->p[3]) : "",
+                                    ch->p[4] > 0 ? arena_printf(g->c->arena, "p%d", ch->p[4]) : "");
+    return cg_kernel(g, j->n, &t, lin_suffix(g, j, "gemv", R, more));
 }
 
 /* Tensor-core GEMM, C[M,N] = A[M,K] W[N,K]^T: a BM x 128 tile per block of 8

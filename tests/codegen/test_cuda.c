@@ -118,6 +118,35 @@ static void test_parse_target(void **state)
 
 /* ---- pass select --------------------------------------------------------------- */
 
+/* A GEMV's loads: 8 in flight per lane for one row per warp, else 2-4
+ * (__launch_bounds__ keeps that many blocks per SM); rows prefetched to L2 in
+ * lines of 128 bytes, whole rows (up to 128 lines) where the launch is small,
+ * but not the whole of 8B's gate+up rows (67 MB for the blocks an SM holds
+ * at once: more than the L2). */
+static void check_gemv_loads(const Build *b, const Node *n, const KernelChoice *k)
+{
+    if (!k->p[1])
+        return;
+    int nw = n->op == OP_LINEAR_EW ? n->a.lew.nw : 1, batch = k->p[3], pf = k->p[4];
+    if (k->p[0] * nw == 1)
+        assert_int_equal(batch, 8);
+    else
+        assert_true(batch >= 2 && batch <= 4);
+    int64_t esz = n->src[1]->dt == DT_F32 ? 4 : 2, lines = (n->src[1]->shape[1] * esz + 127) / 128;
+    int64_t whole = lines < 128 ? lines : 128;
+    assert_true(pf >= 1 && pf <= whole);
+    int64_t rows = 0;
+    const Node *parts[IR_MAX_GROUP];
+    for (int i = n->op == OP_LINEAR_EW ? 0 : ir_group(b->comp.graph, n, parts); i-- > 0;)
+        rows += parts[i]->src[1]->shape[0];
+    if (n->op == OP_LINEAR_EW)
+        rows = n->src[1]->shape[0] * nw;
+    if (rows * whole * 128 <= (4 << 20))   /* all of it fits many times over */
+        assert_int_equal(pf, whole);
+    if (n->op == OP_LINEAR_EW && nw == 2 && n->src[1]->shape[0] == 14336)   /* 8B gate+up */
+        assert_true(pf < whole);
+}
+
 /* Split-K: 1, 2, 4 or 8 ways, only below T = 512, each block 8+ steps of 32
  * columns, the launch at its fewest M tiles at most one block per SM (132);
  * and every tile count the counters allow.  The Llama-3.2-1B shape's o_proj
@@ -190,6 +219,7 @@ static void check_select(const Shape *s, DType dt)
             assert_int_equal(n->choice[0].max_T, 4);
             /* rows split over 2 or 4 warps: one row per warp, one product, 16-byte loads, 2+ chunks of
                256 columns for each warp */
+            check_gemv_loads(&b, n, &n->choice[0]);
             int split = n->choice[0].p[2];
             assert_true(split == 0 || split == 1 || split == 2 || split == 4);
             if (split > 1) {
