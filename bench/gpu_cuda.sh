@@ -15,6 +15,8 @@
 #             KV-cache request that must fail cleanly
 #   gguf      a Q4_1 GGUF (.gpu/q4_1-gqa3.gguf, written by tests/e2e/test_gguf.py) on
 #             the GPU: logits vs the CPU's run of the same file with --dequantize
+#   exe       `modelc build --target cuda` on the tiny shape and the SmolLM2 one: the
+#             executable's logits and tokens against `modelc run --target cuda` (bit-identical)
 #   ncu       each decode kernel's own time and DRAM bytes from Nsight Compute, Llama-3.2-1B
 #             shape (bench/gpu_ncu.sh), for .gpu/modelc and, when there, .gpu/modelc-base
 #   bench     decode tok/s (1B, 8B shapes, fp16) and prefill 2048 beside HF and
@@ -74,6 +76,20 @@ for step in $STEPS; do
     python3 -c "import numpy as np; a=np.load('/tmp/gguf-gpu.npy').astype(float); b=np.load('/tmp/gguf-cpu.npy').astype(float); print('GPU vs CPU logits rel-err %.3e' % (np.linalg.norm(a-b)/np.linalg.norm(b)))"
     echo "tokens GPU: $(cat "$OUT/gguf-gpu.out")"
     echo "tokens CPU: $(cat "$OUT/gguf-cpu.out")"
+    ;;
+  exe)
+    for shape in tiny smollm2-135m; do
+      d=/tmp/exe-$shape
+      python3 .gpu/hf_llama.py make --config $shape --out $d --dtype bfloat16 --seed 5 > /dev/null
+      $MODELC build models/llama.mdl --weights $d --target cuda -o /tmp/exe-$shape.bin 2> "$OUT/exe-build-$shape.log"
+      echo "build --target cuda, $shape: exit $? -- $(tail -1 "$OUT/exe-build-$shape.log" | cut -c1-160)"
+      $MODELC run models/llama.mdl --weights $d --target cuda --tokens 7,8,9,10,11,12 --max-new 16 \
+        --logits-out /tmp/exe-run.npy > /tmp/exe-run.out 2> "$OUT/exe-run-$shape.log"
+      /tmp/exe-$shape.bin --weights $d --tokens 7,8,9,10,11,12 --max-new 16 --logits-out /tmp/exe-exe.npy \
+        > /tmp/exe-exe.out 2> "$OUT/exe-exe-$shape.log"
+      echo "executable exit $?; tokens $(cmp -s /tmp/exe-run.out /tmp/exe-exe.out && echo identical || echo DIFFER);" \
+           "logits $(cmp -s /tmp/exe-run.npy /tmp/exe-exe.npy && echo bit-identical || echo DIFFER)"
+    done
     ;;
   ncu)
     OUT=$OUT/ncu bash bench/gpu_ncu.sh llama-1b

@@ -233,8 +233,8 @@ static void parse_args(int argc, char **argv, Opts *o)
         o->target = RT_TARGET_CUDA;
     if (o->target == RT_TARGET_CUDA && emit && (!strcmp(o->emit, "llvm") || !strcmp(o->emit, "asm") || !strcmp(o->emit, "obj")))
         usage_error("--emit %s is CPU code: use --emit cuda, ptx or sass with --target cuda", o->emit);
-    if (o->target == RT_TARGET_CUDA && build)
-        usage_error("build --target cuda is not supported yet: use 'modelc run --target cuda'");
+    if (o->target == RT_TARGET_CUDA && build && o->lib)
+        usage_error("build --lib --target cuda is not supported yet: build an executable, or use 'modelc run --target cuda'");
 }
 
 static double now(void)
@@ -605,19 +605,21 @@ static bool spawn(char *const argv[], Diags *d)
 }
 
 /* The build options that shape the output, canonical (no paths). */
-static char *build_options(const Opts *o, const Build *b)
+static char *build_options(const Opts *o, const RtProgram *p)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return NULL;
-    fprintf(f, "--target cpu -O%d%s%s", o->opt, o->lib ? " --lib" : "", o->f32_act ? " --activations f32" : "");
+    if (p->target == RT_TARGET_CUDA)
+        fprintf(f, "--target cuda:sm_%d", p->sm);
+    else
+        fprintf(f, "--target cpu -O%d%s%s", o->opt, o->lib ? " --lib" : "", o->f32_act ? " --activations f32" : "");
     for (int i = 0; i < o->nset; i++)
         fprintf(f, " --set %s=%s", o->set_names[i], o->set_values[i]);
     if (o->weight_dt)
         fprintf(f, " --weight-dtype %s", ir_dtype_name(o->weight_dt));
-    const RtProgram *p = cpu_program(b->cpu);
     int counts[RT_DTYPE_COUNT] = {0};
     for (int i = 0; i < p->nbufs; i++)
         if (p->bufs[i].kind == RB_WEIGHT)
@@ -665,13 +667,67 @@ static bool write_header(const char *out, const char *name, const char *info, co
     return ok;
 }
 
+/* A CUDA executable's parts, written to dir: the plan (NUL-terminated), the
+ * cubin and the --version text as files, an assembly file that includes them
+ * (.incbin) and a main() that hands them to rt_exe_main_cuda. */
+static bool write_cuda_entry(const char *dir, const char *plan, const RtProgram *p, const char *info, Diags *d)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/plan.bin", dir);
+    bool ok = write_file(path, plan, strlen(plan) + 1, d);
+    snprintf(path, sizeof path, "%s/kernels.cubin", dir);
+    ok = ok && write_file(path, p->cubin, (size_t)p->cubin_len, d);
+    snprintf(path, sizeof path, "%s/info.bin", dir);
+    ok = ok && write_file(path, info, strlen(info) + 1, d);
+    char *text = NULL;
+    if (ok && asprintf(&text,
+                       "    .file \"entry.S\"\n"   /* not the driver's temporary name: builds stay reproducible */
+                       "    .section .rodata\n"
+                       "    .balign 64\n"
+                       "modelc_plan: .incbin \"%s/plan.bin\"\nmodelc_plan_end:\n"
+                       "    .balign 64\n"
+                       "modelc_cubin: .incbin \"%s/kernels.cubin\"\nmodelc_cubin_end:\n"
+                       "modelc_info: .incbin \"%s/info.bin\"\n"
+                       "    .section .data.rel.ro\n"   /* pointers: relocated when a PIE starts */
+                       "    .balign 8\n"
+                       "    .global modelc_embedded\n"
+                       "modelc_embedded: .quad modelc_plan, modelc_plan_end - modelc_plan - 1, modelc_cubin, "
+                       "modelc_cubin_end - modelc_cubin, modelc_info\n"
+                       "    .section .note.GNU-stack,\"\",@progbits\n",
+                       dir, dir, dir) < 0) {
+        diag_error_nopos(d, "out of memory");
+        return false;
+    }
+    snprintf(path, sizeof path, "%s/entry.S", dir);
+    ok = ok && write_file(path, text, strlen(text), d);
+    free(text);
+    static const char main_c[] =
+        "/* written by modelc build --target cuda */\n"
+        "extern const struct { const char *plan; long long plan_len; const void *cubin; long long cubin_len;\n"
+        "                      const char *info; } modelc_embedded;\n"
+        "int rt_exe_main_cuda(int argc, char **argv, const char *plan, long long plan_len, const void *cubin,\n"
+        "                     long long cubin_len, const char *info);\n"
+        "int main(int argc, char **argv)\n"
+        "{\n"
+        "    return rt_exe_main_cuda(argc, argv, modelc_embedded.plan, modelc_embedded.plan_len, modelc_embedded.cubin,\n"
+        "                            modelc_embedded.cubin_len, modelc_embedded.info);\n"
+        "}\n";
+    snprintf(path, sizeof path, "%s/main.c", dir);
+    return ok && write_file(path, main_c, sizeof main_c - 1, d);
+}
+
+/* the files write_cuda_entry leaves in the build's temporary directory */
+static const char *const cuda_parts[] = {"plan.bin", "kernels.cubin", "info.bin", "entry.S", "main.c"};
+
 static int cmd_build(const Opts *o)
 {
     Build b = {0};
-    if (!compile_spec(o, &b, stderr) || !compile_cpu(o, &b))
+    bool cuda = o->target == RT_TARGET_CUDA;
+    if (!compile_spec(o, &b, stderr) || !(cuda ? compile_cuda(o, &b, true) : compile_cpu(o, &b)))
         return fail_diags(&b);
-    const RtProgram *p = cpu_program(b.cpu);
-    char *plan = rt_program_to_json(p), *opts = build_options(o, &b), *ir = cpu_module_text(b.cpu);
+    const RtProgram *p = cuda ? cuda_program(b.cuda) : cpu_program(b.cpu);
+    char *plan = rt_program_to_json(p), *opts = build_options(o, p);
+    char *ir = cuda ? strdup(cuda_source(b.cuda)) : cpu_module_text(b.cpu);
     char *name = o->lib ? model_name_of(o->outdir) : strdup("modelc");
     char dir[] = "/tmp/modelc-build-XXXXXX";
     char *obj = NULL, *rtlib = NULL, *jlib = NULL, *tmp_out = NULL, *info = NULL, *sym = NULL;
@@ -688,27 +744,40 @@ static int cmd_build(const Opts *o)
     h = fnv1a(h, ir, strlen(ir));
     h = fnv1a(h, plan, strlen(plan));
     const char *spec_base = strrchr(o->spec, '/') ? strrchr(o->spec, '/') + 1 : o->spec;
-    if (asprintf(&info, "modelc %s; spec %s (fnv1a-64 %016llx); options %s; host %s; content %016llx", MODELC_VERSION,
+    if (asprintf(&info, "modelc %s; spec %s (fnv1a-64 %016llx); options %s; %s %s; content %016llx", MODELC_VERSION,
                  spec_base, (unsigned long long)fnv1a(0xcbf29ce484222325ull, src->text, src->len), opts,
-                 cpu_host_description(), (unsigned long long)h) < 0 ||
+                 cuda ? "nvrtc" : "host", cuda ? cuda_nvrtc_description() : cpu_host_description(),
+                 (unsigned long long)h) < 0 ||
         asprintf(&sym, "%s_model", name) < 0 || asprintf(&obj, "%s/model.o", dir) < 0 ||
         asprintf(&rtlib, "%s/libmodelc_rt.a", dir) < 0 || asprintf(&jlib, "%s/libjansson.a", dir) < 0 || asprintf(&tmp_out, "%s.tmp.%d", o->outdir, (int)getpid()) < 0) {
         diag_error_nopos(&b.diags, "out of memory");
         goto out;
     }
-    cpu_add_entry(b.cpu, o->lib ? sym : "modelc_model", plan, info, !o->lib);
-    FILE *f = fopen(obj, "wb");
-    if (!f) {
-        diag_error_nopos(&b.diags, "cannot write %s: %s", obj, strerror(errno));
-        goto out;
+    if (cuda) {
+        if (!write_cuda_entry(dir, plan, p, info, &b.diags))
+            goto out;
+    } else {
+        cpu_add_entry(b.cpu, o->lib ? sym : "modelc_model", plan, info, !o->lib);
+        FILE *f = fopen(obj, "wb");
+        if (!f) {
+            diag_error_nopos(&b.diags, "cannot write %s: %s", obj, strerror(errno));
+            goto out;
+        }
+        bool emitted = cpu_emit(b.cpu, CPU_EMIT_OBJ, f, &b.diags);
+        if (fclose(f) || !emitted)
+            goto out;
     }
-    bool emitted = cpu_emit(b.cpu, CPU_EMIT_OBJ, f, &b.diags);
-    if (fclose(f) || !emitted ||
-        !write_file(rtlib, modelc_rt_archive, (size_t)(modelc_rt_archive_end - modelc_rt_archive), &b.diags) ||
+    if (!write_file(rtlib, modelc_rt_archive, (size_t)(modelc_rt_archive_end - modelc_rt_archive), &b.diags) ||
         !write_file(jlib, modelc_jansson_archive, (size_t)(modelc_jansson_archive_end - modelc_jansson_archive), &b.diags))
         goto out;
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    if (o->lib) {
+    if (cuda) {   /* the driver is opened at run time (dlopen): -ldl, no CUDA library linked */
+        char main_c[4200], entry_s[4200];
+        snprintf(main_c, sizeof main_c, "%s/main.c", dir);
+        snprintf(entry_s, sizeof entry_s, "%s/entry.S", dir);
+        char *argv[] = {(char *)cc, "-o", tmp_out, main_c, entry_s, rtlib, jlib, "-ldl", "-lpthread", "-lm", SAN_LINK NULL};
+        ok = spawn(argv, &b.diags);
+    } else if (o->lib) {
         char *argv[] = {(char *)cc, "-shared", "-o", tmp_out, obj, "-Wl,--whole-archive", rtlib, "-Wl,--no-whole-archive",
                         "-l:libjansson.so.4", "-lpthread", "-lm", SAN_LINK NULL};
         ok = spawn(argv, &b.diags);
@@ -729,6 +798,12 @@ out:
         unlink(tmp_out);
     if (obj)
         unlink(obj);
+    if (made_dir)
+        for (size_t i = 0; i < sizeof cuda_parts / sizeof *cuda_parts; i++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s", dir, cuda_parts[i]);
+            unlink(path);
+        }
     if (rtlib)
         unlink(rtlib);
     if (jlib)

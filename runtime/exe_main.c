@@ -1,13 +1,13 @@
 /* runtime/exe_main.c — what a `modelc build` executable runs: its main()
- * (generated beside the kernels) calls rt_exe_main with the embedded plan.
- * It takes the same run options as `modelc run` and needs neither LLVM nor
- * NVRTC. */
+ * (generated beside the kernels) calls rt_exe_main with the embedded plan,
+ * or, built for CUDA, rt_exe_main_cuda with the plan and the cubin.  It takes
+ * the same run options as `modelc run` and needs neither LLVM nor NVRTC. */
 #include <stdio.h>
 #include <string.h>
 
 #include "runtime/runtime.h"
 
-int rt_exe_main(int argc, char **argv, const RtEmbedded *e)
+static int exe_main(int argc, char **argv, const RtEmbedded *e, const void *cubin, int64_t cubin_len)
 {
     const char *me = argc > 0 ? argv[0] : "model";
     RtRunOptions o;
@@ -49,8 +49,15 @@ int rt_exe_main(int argc, char **argv, const RtEmbedded *e)
     RtProgram *p = NULL;
     RtCheckpoint *ck = NULL;
     rc = 1;
-    if (!rt_program_from_json(e->plan, (size_t)e->plan_len, e->kernels, e->nkernels, &p, &err) ||
-        !rt_ckpt_open_opts(o.weights, p->dequantize, &ck, &err))
+    bool ok = rt_program_from_json(e->plan, (size_t)e->plan_len, e->kernels, e->nkernels, &p, &err);
+    if (ok && (p->target == RT_TARGET_CUDA) != (cubin_len > 0))
+        ok = rt_fail(&err, "embedded plan: a %s program %s a cubin", p->target == RT_TARGET_CUDA ? "CUDA" : "CPU",
+                     cubin_len > 0 ? "with" : "without");
+    if (ok) {
+        p->cubin = cubin;
+        p->cubin_len = cubin_len;
+    }
+    if (!ok || !rt_ckpt_open_opts(o.weights, p->dequantize, &ck, &err))
         fprintf(stderr, "%s: error: %s\n", me, err.msg);
     else
         rc = rt_run(p, ck, &o, 0);
@@ -58,4 +65,16 @@ int rt_exe_main(int argc, char **argv, const RtEmbedded *e)
     rt_program_free(p);
     rt_run_options_free(&o);
     return rc;
+}
+
+int rt_exe_main(int argc, char **argv, const RtEmbedded *e)
+{
+    return exe_main(argc, argv, e, NULL, 0);
+}
+
+int rt_exe_main_cuda(int argc, char **argv, const char *plan, long long plan_len, const void *cubin,
+                     long long cubin_len, const char *info)
+{
+    RtEmbedded e = {.plan = plan, .plan_len = plan_len, .info = info};
+    return exe_main(argc, argv, &e, cubin, cubin_len);
 }

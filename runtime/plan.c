@@ -1,5 +1,9 @@
 /* runtime/plan.c — an RtProgram to JSON and back (see runtime.h).
  *
+ * A CUDA program's plan also carries its target and architecture, each
+ * launch's step range, grid, block and shared memory; its kernels are the
+ * cubin, embedded beside the plan rather than in it.
+ *
  * The writer is deterministic (fixed key order, no addresses), so the same
  * program always gives the same text and `modelc build` is reproducible.
  * The reader trusts nothing: every buffer, slot and kernel index is checked
@@ -10,7 +14,8 @@
 
 #include "runtime/internal.h"
 
-static const char *const kind_names[] = {"slot", "weight", "input", "kv"};
+static const char *const kind_names[] = {"slot", "weight", "input", "kv", "scratch"};
+enum { NKINDS = sizeof kind_names / sizeof *kind_names };
 
 static json_t *int_array(const int64_t *v, int n)
 {
@@ -23,8 +28,12 @@ static json_t *int_array(const int64_t *v, int n)
 char *rt_program_to_json(const RtProgram *p)
 {
     json_t *root = json_object();
+    bool cuda = p->target == RT_TARGET_CUDA;
     json_object_set_new(root, "format", json_integer(1));
     json_object_set_new(root, "model", json_string(p->model));
+    json_object_set_new(root, "target", json_string(cuda ? "cuda" : "cpu"));
+    if (cuda)
+        json_object_set_new(root, "sm", json_integer(p->sm));
     json_object_set_new(root, "vocab", json_integer(p->vocab));
     json_object_set_new(root, "n_token_ids", json_integer(p->n_token_ids));
     json_object_set_new(root, "dequantize", json_boolean(p->dequantize));
@@ -45,6 +54,8 @@ char *rt_program_to_json(const RtProgram *p)
         json_object_set_new(o, "shape", int_array(b->shape, b->rank));
         json_object_set_new(o, "slot", json_integer(b->slot));
         json_object_set_new(o, "bytes_per_pos", json_integer(b->bytes_per_pos));
+        if (b->bytes_const)
+            json_object_set_new(o, "bytes_const", json_integer(b->bytes_const));
         json_array_append_new(bufs, o);
     }
     json_object_set_new(root, "bufs", bufs);
@@ -60,6 +71,15 @@ char *rt_program_to_json(const RtProgram *p)
         json_object_set_new(o, "work", int_array((int64_t[]){l->work_per_tok, l->work_const, l->grain}, 3));
         json_object_set_new(o, "cost", int_array((int64_t[]){l->cost, l->cost_per_tok, l->cost_per_pos}, 3));
         json_object_set_new(o, "what", json_string(l->what ? l->what : ""));
+        if (cuda) {
+            int64_t grid[6] = {l->grid[0], l->grid[1], l->grid[2], l->grid_tok[0], l->grid_tok[1], l->grid_tok[2]};
+            json_object_set_new(o, "steps", int_array((int64_t[]){l->min_T, l->max_T}, 2));
+            json_object_set_new(o, "grid", int_array(grid, 3));
+            json_object_set_new(o, "grid_tok", int_array(grid + 3, 3));
+            json_object_set_new(o, "block", json_integer(l->block));
+            json_object_set_new(o, "smem", json_integer(l->smem));
+            json_object_set_new(o, "tail", json_boolean(l->tail));
+        }
         json_array_append_new(ls, o);
     }
     json_object_set_new(root, "launches", ls);
@@ -149,6 +169,14 @@ bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernel
     if (get_int(&r, root, "format", 1, 1) != 1)
         bad(&r, "unknown format");
     p->model = dup_str(&r, root, "model", true);
+    json_t *target = json_object_get(root, "target");
+    if (target && !(json_is_string(target) && (!strcmp(json_string_value(target), "cpu") ||
+                                               !strcmp(json_string_value(target), "cuda"))))
+        bad(&r, "'target' is neither cpu nor cuda");
+    bool cuda = target && json_is_string(target) && !strcmp(json_string_value(target), "cuda");
+    p->target = cuda ? RT_TARGET_CUDA : RT_TARGET_CPU;
+    if (cuda)
+        p->sm = (int)get_int(&r, root, "sm", 50, 1000);
     p->vocab = get_int(&r, root, "vocab", 1, BIG);
     p->n_token_ids = get_int(&r, root, "n_token_ids", 0, BIG);
     json_t *dq = json_object_get(root, "dequantize");
@@ -170,7 +198,7 @@ bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernel
         p->launch = calloc((size_t)p->nlaunch + 1, sizeof *p->launch);
         if (!spt || !sc || !p->bufs || !p->launch)
             bad(&r, "out of memory");
-        if (p->nlaunch != nkernels)
+        if (cuda ? nkernels != 0 : p->nlaunch != nkernels)   /* a CUDA program's kernels are its cubin */
             bad(&r, "the kernel table and the launches differ in number");
         for (int i = 0; r.ok && i < p->nslots; i++) {
             json_t *s = json_array_get(slots, (size_t)i);
@@ -182,9 +210,9 @@ bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernel
             RtBuf *b = &p->bufs[i];
             const char *kind = json_string_value(json_object_get(o, "kind"));
             int k = 0;
-            while (k < 4 && (!kind || strcmp(kind, kind_names[k])))
+            while (k < NKINDS && (!kind || strcmp(kind, kind_names[k])))
                 k++;
-            if (k == 4) {
+            if (k == NKINDS || (k == RB_SCRATCH && !cuda)) {
                 bad(&r, "unknown buffer kind");
                 break;
             }
@@ -201,6 +229,8 @@ bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernel
                 b->shape[d] = get_at(&r, shape, (size_t)d, 0, BIG);
             b->slot = (int)get_int(&r, o, "slot", 0, p->nslots ? p->nslots - 1 : 0);
             b->bytes_per_pos = get_int(&r, o, "bytes_per_pos", 0, BIG);
+            if (json_object_get(o, "bytes_const"))
+                b->bytes_const = get_int(&r, o, "bytes_const", 0, BIG);
             if (b->kind == RB_WEIGHT && !b->name)
                 bad(&r, "a weight without a name");
         }
@@ -219,13 +249,34 @@ bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernel
                 l->args[a] = (int)get_at(&r, args, (size_t)a, 0, p->nbufs - 1);
             l->work_per_tok = get_at(&r, work, 0, 0, BIG);
             l->work_const = get_at(&r, work, 1, 0, BIG);
-            l->grain = get_at(&r, work, 2, 1, BIG);
+            l->grain = get_at(&r, work, 2, cuda ? 0 : 1, BIG);
             l->cost = get_at(&r, cost, 0, 0, BIG);
             l->cost_per_tok = get_at(&r, cost, 1, 0, BIG);
             l->cost_per_pos = get_at(&r, cost, 2, 0, BIG);
-            l->fn = kernels[i];
-            if (!l->fn)
-                bad(&r, "a kernel entry is NULL");
+            if (cuda) {
+                json_t *steps = json_object_get(o, "steps"), *grid = json_object_get(o, "grid");
+                json_t *gtok = json_object_get(o, "grid_tok"), *tail = json_object_get(o, "tail");
+                if (json_array_size(steps) != 2 || json_array_size(grid) != 3 || json_array_size(gtok) != 3 ||
+                    !json_is_boolean(tail)) {
+                    bad(&r, "a CUDA launch without its steps, grid or tail");
+                    break;
+                }
+                l->min_T = get_at(&r, steps, 0, 1, BIG);
+                l->max_T = get_at(&r, steps, 1, 0, BIG);
+                for (int d = 0; d < 3; d++) {
+                    l->grid[d] = (int)get_at(&r, grid, (size_t)d, 1, INT32_MAX);
+                    l->grid_tok[d] = (int)get_at(&r, gtok, (size_t)d, 0, INT32_MAX);
+                }
+                l->block = (int)get_int(&r, o, "block", 32, 1024);
+                l->smem = (int)get_int(&r, o, "smem", 0, 1 << 20);
+                l->tail = json_is_true(tail);
+                if (l->block % 32)
+                    bad(&r, "a CUDA block that is not whole warps");
+            } else {
+                l->fn = kernels[i];
+                if (!l->fn)
+                    bad(&r, "a kernel entry is NULL");
+            }
         }
         p->tokens_buf = (int)get_int(&r, root, "tokens_buf", 0, p->nbufs - 1);
         p->logits_buf = (int)get_int(&r, root, "logits_buf", 0, p->nbufs - 1);

@@ -307,5 +307,10 @@ bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernel
 void rt_program_free(RtProgram *p);               /* only for programs from rt_program_from_json */
 /* main() of a built executable: the run options, --version, --help. */
 int rt_exe_main(int argc, char **argv, const RtEmbedded *e);
+/* The same for one built for CUDA: the plan (plan_len bytes, then a NUL), its
+ * cubin and the --version text.  Plain arguments: the generated main() that
+ * calls it is C compiled at build time and shares no struct with the runtime. */
+int rt_exe_main_cuda(int argc, char **argv, const char *plan, long long plan_len, const void *cubin,
+                     long long cubin_len, const char *info);
 
 #endif

@@ -497,6 +497,102 @@ static void test_nvrtc_error_message(void **state)
     build_free(&b);
 }
 
+/* ---- the plan of `modelc build --target cuda` ------------------------------------ */
+
+static void dummy_kernel(void **bufs, int64_t T, int64_t pos0, int64_t lo, int64_t hi)
+{
+    (void)bufs, (void)T, (void)pos0, (void)lo, (void)hi;
+}
+
+/* A plan with one edit (the first `from` replaced by `to`) must be refused,
+ * the error saying `why`. */
+static void check_plan_refused(const char *json, const char *from, const char *to, int64_t nkernels, const char *why)
+{
+    char *edited = NULL;
+    const char *at = from ? strstr(json, from) : json;
+    assert_non_null(at);
+    if (from)
+        assert_true(asprintf(&edited, "%.*s%s%s", (int)(at - json), json, to, at + strlen(from)) > 0);
+    const char *text = from ? edited : json;
+    RtProgram *q = NULL;
+    RtErr err = {{0}};
+    RtKernelFn *fns = calloc((size_t)nkernels + 1, sizeof *fns);   /* a CPU plan's table: stand-ins */
+    assert_non_null(fns);
+    for (int64_t i = 0; i < nkernels; i++)
+        fns[i] = dummy_kernel;
+    assert_false(rt_program_from_json(text, strlen(text), fns, nkernels, &q, &err));
+    free(fns);
+    assert_null(q);
+    if (!strstr(err.msg, why))
+        fail_msg("plan edited '%s' -> '%s': '%s' does not say '%s'", from ? from : "", to ? to : "", err.msg, why);
+    free(edited);
+}
+
+/* A CUDA program to JSON and back is the same program (every field the
+ * CUDA runtime reads), and writing it again gives the same text. */
+static void check_plan(const Shape *s, DType dt)
+{
+    Build b;
+    build(&b, s, dt, 80);
+    const RtProgram *p = cuda_program(b.m);
+    char *json = rt_program_to_json(p);
+    assert_non_null(json);
+    RtProgram *q = NULL;
+    RtErr err = {{0}};
+    if (!rt_program_from_json(json, strlen(json), NULL, 0, &q, &err))
+        fail_msg("%s: %s", s->name, err.msg);
+    assert_int_equal(q->target, RT_TARGET_CUDA);
+    assert_int_equal(q->sm, 80);
+    assert_int_equal(q->nbufs, p->nbufs);
+    assert_int_equal(q->nlaunch, p->nlaunch);
+    assert_int_equal(q->tokens_buf, p->tokens_buf);
+    assert_int_equal(q->logits_buf, p->logits_buf);
+    assert_true(q->dequantize == p->dequantize);
+    for (int i = 0; i < p->nbufs; i++) {
+        const RtBuf *x = &p->bufs[i], *y = &q->bufs[i];
+        assert_int_equal(y->kind, x->kind);
+        assert_int_equal(y->dtype, x->dtype);
+        assert_int_equal(y->rank, x->rank);
+        assert_memory_equal(y->shape, x->shape, sizeof x->shape[0] * (size_t)x->rank);
+        assert_int_equal(y->bytes_per_pos, x->bytes_per_pos);
+        assert_int_equal(y->bytes_const, x->bytes_const);
+    }
+    for (int l = 0; l < p->nlaunch; l++) {
+        const RtLaunch *x = &p->launch[l], *y = &q->launch[l];
+        assert_string_equal(y->kernel, x->kernel);
+        assert_int_equal(y->nargs, x->nargs);
+        assert_memory_equal(y->args, x->args, sizeof x->args[0] * (size_t)x->nargs);
+        assert_int_equal(y->min_T, x->min_T);
+        assert_int_equal(y->max_T, x->max_T);
+        assert_memory_equal(y->grid, x->grid, sizeof x->grid);
+        assert_memory_equal(y->grid_tok, x->grid_tok, sizeof x->grid_tok);
+        assert_int_equal(y->block, x->block);
+        assert_int_equal(y->smem, x->smem);
+        assert_true(y->tail == x->tail);
+    }
+    char *again = rt_program_to_json(q);
+    assert_string_equal(again, json);
+    free(again);
+    rt_program_free(q);
+    /* and what the reader refuses */
+    check_plan_refused(json, NULL, NULL, 1, "kernel table");
+    check_plan_refused(json, "\"target\":\"cuda\"", "\"target\":\"gpu\"", 0, "'target'");
+    check_plan_refused(json, "\"block\":256", "\"block\":100", 0, "whole warps");
+    check_plan_refused(json, "\"grid\":[", "\"grid\":[0,", 0, "CUDA launch");
+    check_plan_refused(json, "\"sm\":80", "\"sm\":7", 0, "'sm'");
+    if (strstr(json, "\"kind\":\"scratch\""))   /* scratch buffers are for CUDA programs */
+        check_plan_refused(json, "\"target\":\"cuda\",\"sm\":80", "\"target\":\"cpu\"", p->nlaunch, "buffer kind");
+    free(json);
+    build_free(&b);
+}
+
+static void test_plan_roundtrip(void **state)
+{
+    (void)state;
+    check_plan(&shapes[0], DT_F16);
+    check_plan(&shapes[2], DT_BF16);   /* llama-1b: split-K and split-KV scratch */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_program),
         cmocka_unit_test(test_nvrtc_all_kernels),
         cmocka_unit_test(test_nvrtc_error_message),
+        cmocka_unit_test(test_plan_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

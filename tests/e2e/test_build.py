@@ -9,6 +9,10 @@
 - two builds of the same inputs (from different working directories) are
   byte-identical;
 - a failed build (bad spec; unwritable output) exits 1 and leaves no file;
+- `build --target cuda` writes an executable with the plan and the cubin
+  inside that links no CUDA library: bit-identical to `modelc run --target
+  cuda` on a GPU machine, failing with the same message where there is no
+  driver; reproducible too; `--lib` with it is a usage error;
 - `make install PREFIX=tmp` installs modelc, the runtime, modelc.h and modelc.pc;
   examples/embed builds against that tree with pkg-config and its tokens equal
   `modelc run`'s.
@@ -80,6 +84,46 @@ def main():
     b2 = run([modelc, "build", os.path.relpath(spec, other), "--weights", ck, "-o", exe2], cwd=other)
     check("two builds are byte-identical", b2.returncode == 0 and open(exe, "rb").read() == open(exe2, "rb").read(),
           b2.stderr)
+
+    # CUDA executables: built with NVRTC here; run where there is a GPU (bit-identical to modelc run),
+    # elsewhere they must fail as modelc run does
+    if os.environ.get("MODELC_NO_NVRTC"):
+        print("SKIP  build --target cuda (MODELC_NO_NVRTC is set)", flush=True)
+    else:
+        cexe = os.path.join(tmp, "tiny-cuda")
+        cb = run([modelc, "build", spec, "--weights", ck, "--target", "cuda", "-o", cexe])
+        check("build --target cuda executable", cb.returncode == 0 and os.path.exists(cexe), cb.stderr)
+        cv = run([cexe, "--version"])
+        check("CUDA executable --version names the target, NVRTC and the hash",
+              cv.returncode == 0 and "options --target cuda:sm_" in cv.stdout and "nvrtc NVRTC" in cv.stdout
+              and "content " in cv.stdout and tmp not in cv.stdout, cv.stdout)
+        cl = run(["ldd", cexe])
+        check("CUDA executable links no CUDA, NVRTC, LLVM or jansson library (it opens the driver when it runs)",
+              all(x not in cl.stdout for x in ("libcuda", "nvrtc", "LLVM", "jansson")), cl.stdout)
+        r_cr = run([modelc, "run", spec, "--weights", ck, "--target", "cuda", "--tokens", toks, "--max-new", "8",
+                    "--quiet", "--logits-out", os.path.join(tmp, "run-cuda.npy")])
+        r_ce = run([cexe, "--weights", ck, "--tokens", toks, "--max-new", "8", "--quiet",
+                    "--logits-out", os.path.join(tmp, "exe-cuda.npy")])
+        if r_cr.returncode != 0 and "no CUDA driver" in r_cr.stderr:
+            check("CUDA executable without a driver: exit 1, modelc run's message, nothing on stdout",
+                  r_ce.returncode == 1 and r_ce.stdout == "" and "no CUDA driver" in r_ce.stderr
+                  and not os.path.exists(os.path.join(tmp, "exe-cuda.npy")), r_ce.stderr)
+        else:
+            same = (r_cr.returncode == 0 and r_ce.returncode == 0 and r_ce.stdout == r_cr.stdout and
+                    open(os.path.join(tmp, "run-cuda.npy"), "rb").read() ==
+                    open(os.path.join(tmp, "exe-cuda.npy"), "rb").read())
+            check("CUDA executable: logits and tokens bit-identical to modelc run --target cuda", same,
+                  r_ce.stderr + r_cr.stderr)
+        cexe2 = os.path.join(tmp, "tiny-cuda2")
+        cb2 = run([modelc, "build", os.path.relpath(spec, other), "--weights", ck, "--target", "cuda", "-o", cexe2],
+                  cwd=other)
+        check("two CUDA builds are byte-identical",
+              cb2.returncode == 0 and open(cexe, "rb").read() == open(cexe2, "rb").read(), cb2.stderr)
+        clib = run([modelc, "build", spec, "--weights", ck, "--target", "cuda", "--lib", "-o",
+                    os.path.join(tmp, "libtiny.so")])
+        check("build --lib --target cuda: a usage error, no output",
+              clib.returncode == 2 and "not supported yet" in clib.stderr
+              and not os.path.exists(os.path.join(tmp, "libtiny.so")), clib.stderr)
 
     # failed builds leave nothing
     bad_spec = os.path.join(tmp, "bad.mdl")
