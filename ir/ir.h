@@ -89,6 +89,14 @@ static inline int ir_gemv_warps_per_row(const KernelChoice *k)
 {
     return k->p[2] > 1 ? k->p[2] : 1;
 }
+/* The blocks per SM a GEMV with `batch` 16-byte loads in flight per lane and
+ * row keeps registers for (__launch_bounds__): 2 loads 4 blocks, 3 loads 3,
+ * 4 loads 2; 0 for 8 (one row per warp: unbounded).  select picks the batch
+ * by blocks per SM, the CUDA backend bounds the kernel by it. */
+static inline int ir_gemv_min_blocks(int batch)
+{
+    return batch == 8 ? 0 : batch == 2 ? 4 : batch == 3 ? 3 : 2;
+}
 /* An MMA choice's K splits (p[5]; 0 reads as 1): blocks of one output tile
  * that each sum a range of K, the last of them adding the others' sums. */
 static inline int ir_mma_ksplit(const KernelChoice *k)

@@ -180,11 +180,12 @@ static int gemv_batch(int64_t blocks, int rows, int nw, int sms)
  * and 163.2; 8 MB 812.7 / 163.8 (bench/RESULTS.md, 2026-12-05). */
 enum { GEMV_PREFETCH_BYTES = 8 << 20 };
 
-static int gemv_prefetch(const Node *n, int64_t blocks, int rows, int split, int batch, int sms)
+static int gemv_prefetch(const Node *n, int64_t blocks, int rows, int nw, int split, int batch, int sms)
 {
-    int64_t K = n->src[1]->shape[1], esz = n->src[1]->dt == DT_F32 ? 4 : 2;
-    int64_t lines = (K * esz + 127) / 128, nw = n->op == OP_LINEAR_EW ? n->a.lew.nw : 1;
-    int per_sm = batch == 8 ? 6 : batch == 2 ? 4 : batch == 3 ? 3 : 2;   /* blocks an SM holds (registers) */
+    int64_t K = n->src[1]->shape[1], esz = n->src[1]->dt == DT_F32 ? 4 : 2, lines = (K * esz + 127) / 128;
+    /* blocks an SM holds: the kernel's bound, or 6 where it has none (an estimate on the high side:
+       the one-row kernels took 38-65 registers in Nsight Compute, 3-6 blocks) */
+    int per_sm = ir_gemv_min_blocks(batch) ? ir_gemv_min_blocks(batch) : 6;
     int64_t held = blocks < (int64_t)per_sm * sms ? blocks : (int64_t)per_sm * sms;
     int64_t fit = GEMV_PREFETCH_BYTES / (held * (8 / split) * rows * nw * 128);
     if (fit > lines)
@@ -204,7 +205,7 @@ static void select_linear(Compilation *c, Node *n, int sms)
     int64_t blocks = gemv_blocks(c->graph, n, rows, split);
     int nw = n->op == OP_LINEAR_EW ? n->a.lew.nw : 1, batch = vec ? gemv_batch(blocks, rows, nw, sms) : 0;
     k[0] = (KernelChoice){.family = KF_GEMV, .min_T = 1, .max_T = 4,
-                          .p = {rows, vec, split, batch, vec ? gemv_prefetch(n, blocks, rows, split, batch, sms) : 0},
+                          .p = {rows, vec, split, batch, vec ? gemv_prefetch(n, blocks, rows, nw, split, batch, sms) : 0},
                           .why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs "
                                               "(the busiest SM has %lld)%s",
                                               (long long)N, (long long)blocks, sms, (long long)((blocks + sms - 1) / sms),

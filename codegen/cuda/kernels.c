@@ -306,7 +306,7 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
     /* two rows or products per warp: registers for the blocks per SM that select counted on (2 loads:
        4 blocks, 64 registers; ptxas takes 76-90 unbounded, 2-3 blocks).  Not for one row: bounded,
        ptxas hoists more and spills */
-    lin_signature(f, j, j->wt.c, norm, un == 8 ? 0 : un == 2 ? 4 : un == 3 ? 3 : 2, false);
+    lin_signature(f, j, j->wt.c, norm, ir_gemv_min_blocks(un), false);
     fprintf(f, "    enum { K = %lld, R = %d, NW = %d, S = %d, PF = %d };\n", (long long)j->K, R, j->nw, S,
             ch->p[4] > 0 ? ch->p[4] : 128);
     lin_pick_part(f, j, j->wt.c, 8 * R / S);
