@@ -6,6 +6,7 @@
  * so a crash leaves no half file; an entry that is not an ELF file is ignored. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,7 +200,20 @@ static bool nvrtc_run(const char *src, const char *model, int sm, bool ptx, char
         diag_error_nopos(d, "NVRTC: creating the program failed: %s", nv.nvrtcGetErrorString(r));
         return false;
     }
+    /* -lineinfo records the working directory in the cubin: compile from / so
+     * that the same source gives the same cubin wherever modelc runs (builds
+     * are byte-identical, and the cache's entries do not depend on it). */
+    int here = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool moved = here >= 0 && chdir("/") == 0;
     r = nv.nvrtcCompileProgram(prog, nopts, opts);
+    bool back = !moved || fchdir(here) == 0;
+    if (here >= 0)
+        close(here);
+    if (!back) {
+        diag_error_nopos(d, "NVRTC: could not return to the working directory: %s", strerror(errno));
+        nv.nvrtcDestroyProgram(&prog);
+        return false;
+    }
     if (r) {
         size_t n = 0;
         nv.nvrtcGetProgramLogSize(prog, &n);
@@ -242,7 +256,7 @@ bool cuda_nvrtc_cubin(const char *src, const char *model, int sm, const char *ca
         return false;
     }
     char opts[64];
-    snprintf(opts, sizeof opts, "sm_%d -std=c++17 -lineinfo --restrict", sm);
+    snprintf(opts, sizeof opts, "sm_%d -std=c++17 -lineinfo --restrict, in /", sm);   /* see nvrtc_run */
     char *dir = cache_dir ? (*cache_dir ? strdup(cache_dir) : NULL) : default_cache_dir();
     char *path = dir ? cache_path(dir, src, opts) : NULL;
     if (path && (*cubin = read_file(path, len))) {

@@ -12,8 +12,9 @@
 - `build --target cuda` writes an executable with the plan and the cubin
   inside that links no CUDA library: bit-identical to `modelc run --target
   cuda` on a GPU machine, failing with the same message where there is no
-  driver; `--lib` with it is a usage error (two CUDA builds are not yet
-  byte-identical on a fresh machine: a clean-clone CI run found them differ);
+  driver; two CUDA builds from different directories, each compiling afresh
+  (NVRTC's -lineinfo records the working directory), are byte-identical;
+  `--lib` with it is a usage error;
 - `make install PREFIX=tmp` installs modelc, the runtime, modelc.h and modelc.pc;
   examples/embed builds against that tree with pkg-config and its tokens equal
   `modelc run`'s.
@@ -92,7 +93,8 @@ def main():
         print("SKIP  build --target cuda (MODELC_NO_NVRTC is set)", flush=True)
     else:
         cexe = os.path.join(tmp, "tiny-cuda")
-        cb = run([modelc, "build", spec, "--weights", ck, "--target", "cuda", "-o", cexe])
+        cb = run([modelc, "build", spec, "--weights", ck, "--target", "cuda", "-o", cexe],
+                 env=dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "cache")))
         check("build --target cuda executable", cb.returncode == 0 and os.path.exists(cexe), cb.stderr)
         cv = run([cexe, "--version"])
         check("CUDA executable --version names the target, NVRTC and the hash",
@@ -115,6 +117,12 @@ def main():
                     open(os.path.join(tmp, "exe-cuda.npy"), "rb").read())
             check("CUDA executable: logits and tokens bit-identical to modelc run --target cuda", same,
                   r_ce.stderr + r_cr.stderr)
+        cexe2 = os.path.join(tmp, "tiny-cuda2")
+        cb2 = run([modelc, "build", os.path.relpath(spec, other), "--weights", ck, "--target", "cuda", "--time-passes",
+                   "-o", cexe2], cwd=other, env=dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "fresh-cache")))
+        check("two CUDA builds from different directories, the second with an empty cache, are byte-identical",
+              cb2.returncode == 0 and "NVRTC" in cb2.stderr and "(cached)" not in cb2.stderr
+              and open(cexe, "rb").read() == open(cexe2, "rb").read(), cb2.stderr)
         clib = run([modelc, "build", spec, "--weights", ck, "--target", "cuda", "--lib", "-o",
                     os.path.join(tmp, "libtiny.so")])
         check("build --lib --target cuda: a usage error, no output",
