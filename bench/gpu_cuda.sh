@@ -7,7 +7,9 @@
 # (tools/gpu-prep.sh puts them there).  STEPS (default "check sanitize bench"):
 #   check     logits and greedy tokens vs HF float32 (bench/gpu_check.sh), tiny,
 #             SmolLM2-135M and Llama-3.2-1B shapes, f16 and bf16
-#   check-long  the same for 100- and 600-token prompts (the larger GEMM tiles)
+#   check-long  the same for 100- and 600-token prompts (the larger GEMM tiles; from 512
+#             tokens the wide f16 GEMM)
+#   sanitize-long  memcheck and racecheck on the tiny model with a 600-token prompt
 #   sanitize  compute-sanitizer memcheck and racecheck on the tiny model (an 8-token
 #             prompt: the decode kernels; a 72-token one: the tensor-core GEMMs and the
 #             FlashAttention-2 tiles) and the SmolLM2 shape (12 tokens: the flat GEMM with K
@@ -16,7 +18,9 @@
 #   gguf      a Q4_1 GGUF (.gpu/q4_1-gqa3.gguf, written by tests/e2e/test_gguf.py) on
 #             the GPU: logits vs the CPU's run of the same file with --dequantize
 #   exe       `modelc build --target cuda` on the tiny shape and the SmolLM2 one: the
-#             executable's logits and tokens against `modelc run --target cuda` (bit-identical)
+#             executable's logits and tokens against `modelc run --target cuda` (bit-identical);
+#             then examples/embed against a `--lib --target cuda` library: its tokens against
+#             modelc run's
 #   ncu       each decode kernel's own time and DRAM bytes from Nsight Compute, Llama-3.2-1B
 #             shape (bench/gpu_ncu.sh), for .gpu/modelc and, when there, .gpu/modelc-base
 #   bench     decode tok/s (1B, 8B shapes, fp16) and prefill 2048 beside HF and
@@ -38,7 +42,17 @@ for step in $STEPS; do
     ;;
   check-long)   # the tensor-core tiles of longer prompts: 100 tokens (M tiles of 64/128), 600 (T >= 512)
     PROMPT=100 MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh smollm2-135m "float16 bfloat16"
-    PROMPT=600 MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh llama-1b "float16 bfloat16"
+    PROMPT=600 MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh "smollm2-135m llama-1b" "float16 bfloat16"
+    ;;
+  sanitize-long)   # the wide f16 GEMM of T >= 512 (partial M, N and K tiles on the tiny shape) under the sanitizer
+    d=/tmp/san-tiny
+    python3 .gpu/hf_llama.py make --config tiny --out $d --dtype float16 --seed 3 > /dev/null
+    for tool in memcheck racecheck; do
+      compute-sanitizer --tool $tool --error-exitcode 9 $MODELC run models/llama.mdl --weights $d --target cuda \
+        --tokens "$(python3 -c "print(','.join(str(i * 7 % 509 + 3) for i in range(600)))")" --max-new 2 > "$OUT/san-$tool-600.log" 2>&1
+      echo "compute-sanitizer $tool, 600-token prompt: exit $?"
+      grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race" "$OUT/san-$tool-600.log" | head -5
+    done
     ;;
   sanitize)
     d=/tmp/san-tiny
@@ -90,6 +104,18 @@ for step in $STEPS; do
       echo "executable exit $?; tokens $(cmp -s /tmp/exe-run.out /tmp/exe-exe.out && echo identical || echo DIFFER);" \
            "logits $(cmp -s /tmp/exe-run.npy /tmp/exe-exe.npy && echo bit-identical || echo DIFFER)"
     done
+    # the C API over a --lib --target cuda library: examples/embed's program (libjansson.so.4 from .gpu/)
+    L=/tmp/embed-cuda
+    mkdir -p $L
+    export LIBRARY_PATH=$PWD/.gpu LD_LIBRARY_PATH=$PWD/.gpu
+    $MODELC build models/llama.mdl --weights /tmp/exe-tiny --target cuda --lib -o $L/libmodel.so 2> "$OUT/lib-build.log" &&
+      cc -O2 -I runtime -I $L -o $L/generate examples/embed/generate.c -L$L -lmodel -Wl,-rpath,$L 2>> "$OUT/lib-build.log"
+    echo "build --lib --target cuda + examples/embed: exit $? -- $(tail -1 "$OUT/lib-build.log" | cut -c1-160)"
+    $MODELC run models/llama.mdl --weights /tmp/exe-tiny --target cuda --tokens 7,8,9,10,11,12 --max-new 16 --quiet \
+      > /tmp/lib-run.out 2> "$OUT/lib-run.log"
+    $L/generate /tmp/exe-tiny 7 8 9 10 11 12 > /tmp/lib-gen.out 2> "$OUT/lib-gen.log"
+    echo "library: generate exit $?; tokens $(cmp -s /tmp/lib-run.out /tmp/lib-gen.out && echo identical || echo DIFFER)" \
+         "($(head -c 80 /tmp/lib-gen.out))"
     ;;
   ncu)
     OUT=$OUT/ncu bash bench/gpu_ncu.sh llama-1b

@@ -233,8 +233,6 @@ static void parse_args(int argc, char **argv, Opts *o)
         o->target = RT_TARGET_CUDA;
     if (o->target == RT_TARGET_CUDA && emit && (!strcmp(o->emit, "llvm") || !strcmp(o->emit, "asm") || !strcmp(o->emit, "obj")))
         usage_error("--emit %s is CPU code: use --emit cuda, ptx or sass with --target cuda", o->emit);
-    if (o->target == RT_TARGET_CUDA && build && o->lib)
-        usage_error("build --lib --target cuda is not supported yet: build an executable, or use 'modelc run --target cuda'");
 }
 
 static double now(void)
@@ -280,7 +278,7 @@ static bool compile_spec(const Opts *o, Build *b, FILE *dump)
 {
     b->arena = arena_new();
     diag_init(&b->diags, b->arena);
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     int sm = o->sm;
     if (o->target == RT_TARGET_CUDA && !sm) {
         /* the GPU's own architecture; without one, run fails and the others assume sm_90 */
@@ -667,10 +665,12 @@ static bool write_header(const char *out, const char *name, const char *info, co
     return ok;
 }
 
-/* A CUDA executable's parts, written to dir: the plan (NUL-terminated), the
- * cubin and the --version text as files, an assembly file that includes them
- * (.incbin) and a main() that hands them to rt_exe_main_cuda. */
-static bool write_cuda_entry(const char *dir, const char *plan, const RtProgram *p, const char *info, Diags *d)
+/* A CUDA build's parts, written to dir: the plan (NUL-terminated), the cubin
+ * and the --version text as files, and an assembly file that includes them
+ * (.incbin) in an RtEmbedded named `sym`; for an executable, a main() that
+ * hands it to rt_exe_main_cuda. */
+static bool write_cuda_entry(const char *dir, const char *plan, const RtProgram *p, const char *info, const char *sym,
+                             bool with_main, Diags *d)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/plan.bin", dir);
@@ -688,13 +688,15 @@ static bool write_cuda_entry(const char *dir, const char *plan, const RtProgram 
                        "    .balign 64\n"
                        "modelc_cubin: .incbin \"%s/kernels.cubin\"\nmodelc_cubin_end:\n"
                        "modelc_info: .incbin \"%s/info.bin\"\n"
-                       "    .section .data.rel.ro\n"   /* pointers: relocated when a PIE starts */
+                       "    .section .data.rel.ro\n"   /* pointers: relocated when a PIE or library loads */
                        "    .balign 8\n"
-                       "    .global modelc_embedded\n"
-                       "modelc_embedded: .quad modelc_plan, modelc_plan_end - modelc_plan - 1, modelc_cubin, "
-                       "modelc_cubin_end - modelc_cubin, modelc_info\n"
+                       "    .global %s\n"
+                       "    .type %s, @object\n"
+                       "    .size %s, 56\n"   /* RtEmbedded: plan, plan_len, kernels, nkernels, info, cubin, cubin_len */
+                       "%s: .quad modelc_plan, modelc_plan_end - modelc_plan - 1, 0, 0, modelc_info, modelc_cubin, "
+                       "modelc_cubin_end - modelc_cubin\n"
                        "    .section .note.GNU-stack,\"\",@progbits\n",
-                       dir, dir, dir) < 0) {
+                       dir, dir, dir, sym, sym, sym, sym) < 0) {
         diag_error_nopos(d, "out of memory");
         return false;
     }
@@ -703,17 +705,14 @@ static bool write_cuda_entry(const char *dir, const char *plan, const RtProgram 
     free(text);
     static const char main_c[] =
         "/* written by modelc build --target cuda */\n"
-        "extern const struct { const char *plan; long long plan_len; const void *cubin; long long cubin_len;\n"
-        "                      const char *info; } modelc_embedded;\n"
-        "int rt_exe_main_cuda(int argc, char **argv, const char *plan, long long plan_len, const void *cubin,\n"
-        "                     long long cubin_len, const char *info);\n"
+        "extern const char modelc_embedded[];\n"
+        "int rt_exe_main_cuda(int argc, char **argv, const void *embedded);\n"
         "int main(int argc, char **argv)\n"
         "{\n"
-        "    return rt_exe_main_cuda(argc, argv, modelc_embedded.plan, modelc_embedded.plan_len, modelc_embedded.cubin,\n"
-        "                            modelc_embedded.cubin_len, modelc_embedded.info);\n"
+        "    return rt_exe_main_cuda(argc, argv, modelc_embedded);\n"
         "}\n";
     snprintf(path, sizeof path, "%s/main.c", dir);
-    return ok && write_file(path, main_c, sizeof main_c - 1, d);
+    return ok && (!with_main || write_file(path, main_c, sizeof main_c - 1, d));
 }
 
 /* the files write_cuda_entry leaves in the build's temporary directory */
@@ -754,7 +753,7 @@ static int cmd_build(const Opts *o)
         goto out;
     }
     if (cuda) {
-        if (!write_cuda_entry(dir, plan, p, info, &b.diags))
+        if (!write_cuda_entry(dir, plan, p, info, o->lib ? sym : "modelc_embedded", !o->lib, &b.diags))
             goto out;
     } else {
         cpu_add_entry(b.cpu, o->lib ? sym : "modelc_model", plan, info, !o->lib);
@@ -771,10 +770,14 @@ static int cmd_build(const Opts *o)
         !write_file(jlib, modelc_jansson_archive, (size_t)(modelc_jansson_archive_end - modelc_jansson_archive), &b.diags))
         goto out;
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    if (cuda) {   /* the driver is opened at run time (dlopen): -ldl, no CUDA library linked */
-        char main_c[4200], entry_s[4200];
-        snprintf(main_c, sizeof main_c, "%s/main.c", dir);
-        snprintf(entry_s, sizeof entry_s, "%s/entry.S", dir);
+    char main_c[4200], entry_s[4200];
+    snprintf(main_c, sizeof main_c, "%s/main.c", dir);
+    snprintf(entry_s, sizeof entry_s, "%s/entry.S", dir);
+    if (cuda && o->lib) {   /* the driver is opened at run time (dlopen): -ldl, no CUDA library linked */
+        char *argv[] = {(char *)cc, "-shared", "-o", tmp_out, entry_s, "-Wl,--whole-archive", rtlib, "-Wl,--no-whole-archive",
+                        "-l:libjansson.so.4", "-ldl", "-lpthread", "-lm", SAN_LINK NULL};
+        ok = spawn(argv, &b.diags);
+    } else if (cuda) {
         char *argv[] = {(char *)cc, "-o", tmp_out, main_c, entry_s, rtlib, jlib, "-ldl", "-lpthread", "-lm", SAN_LINK NULL};
         ok = spawn(argv, &b.diags);
     } else if (o->lib) {
@@ -830,7 +833,7 @@ out:
 
 static int cmd_tokenize(const Opts *o)
 {
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtCheckpoint *ck = NULL;
     int32_t *ids = NULL;
     int64_t n = 0;

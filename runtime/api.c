@@ -49,14 +49,17 @@ ModelcStatus modelc_open(const ModelcModelDesc *model, const char *weights, cons
     if (m->opt.max_step > m->opt.max_ctx)
         m->opt.max_step = m->opt.max_ctx;
     const RtEmbedded *e = (const RtEmbedded *)model;
-    RtErr err = {{0}};
-    if (!rt_program_from_json(e->plan, (size_t)e->plan_len, e->kernels, e->nkernels, &m->prog, &err))
+    RtErr err = {.msg = ""};
+    if (!rt_program_from_embedded(e, &m->prog, &err))
         return fail(m, MODELC_EPLAN, "%s", err.msg);
     if (!rt_ckpt_open_opts(weights, m->prog->dequantize, &m->ckpt, &err))
         return fail(m, MODELC_EWEIGHTS, "%s", err.msg);
     RtSessionOptions so = {.threads = m->opt.threads, .max_ctx = m->opt.max_ctx, .max_step = m->opt.max_step};
     if (!rt_session_new(m->prog, m->ckpt, &so, &m->s, &err))
-        return fail(m, strstr(err.msg, "out of memory") ? MODELC_ENOMEM : MODELC_EWEIGHTS, "%s", err.msg);
+        return fail(m, strstr(err.msg, "out of memory") || strstr(err.msg, "out of GPU memory") ? MODELC_ENOMEM
+                       : err.device                                                          ? MODELC_EDEVICE
+                                                                                             : MODELC_EWEIGHTS,
+                    "%s", err.msg);
     return MODELC_OK;
 }
 
@@ -86,12 +89,12 @@ static ModelcStatus step(Modelc *m, const int32_t *tokens, int64_t n)
         if (tokens[i] < 0 || (m->prog->n_token_ids && tokens[i] >= m->prog->n_token_ids))
             return fail(m, MODELC_ETOKEN, "token id %d is out of range (the vocabulary has %lld ids)", tokens[i],
                         (long long)m->prog->n_token_ids);
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     for (int64_t done = 0; done < n;) {
         int64_t k = n - done < m->opt.max_step ? n - done : m->opt.max_step;
         const float *l = rt_session_step(m->s, tokens + done, k, &err);
         if (!l)
-            return fail(m, MODELC_EINVAL, "%s", err.msg);
+            return fail(m, err.device ? MODELC_EDEVICE : MODELC_EINVAL, "%s", err.msg);
         m->logits = l;
         m->rows = k;
         done += k;

@@ -1,13 +1,14 @@
 /* runtime/exe_main.c — what a `modelc build` executable runs: its main()
- * (generated beside the kernels) calls rt_exe_main with the embedded plan,
- * or, built for CUDA, rt_exe_main_cuda with the plan and the cubin.  It takes
+ * (generated beside the kernels) calls rt_exe_main with the embedded plan
+ * and kernels, or, built for CUDA, rt_exe_main_cuda with the plan and the
+ * cubin.  It takes
  * the same run options as `modelc run` and needs neither LLVM nor NVRTC. */
 #include <stdio.h>
 #include <string.h>
 
 #include "runtime/runtime.h"
 
-static int exe_main(int argc, char **argv, const RtEmbedded *e, const void *cubin, int64_t cubin_len)
+int rt_exe_main(int argc, char **argv, const RtEmbedded *e)
 {
     const char *me = argc > 0 ? argv[0] : "model";
     RtRunOptions o;
@@ -45,19 +46,11 @@ static int exe_main(int argc, char **argv, const RtEmbedded *e, const void *cubi
         rt_run_options_free(&o);
         return rc;
     }
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtProgram *p = NULL;
     RtCheckpoint *ck = NULL;
     rc = 1;
-    bool ok = rt_program_from_json(e->plan, (size_t)e->plan_len, e->kernels, e->nkernels, &p, &err);
-    if (ok && (p->target == RT_TARGET_CUDA) != (cubin_len > 0))
-        ok = rt_fail(&err, "embedded plan: a %s program %s a cubin", p->target == RT_TARGET_CUDA ? "CUDA" : "CPU",
-                     cubin_len > 0 ? "with" : "without");
-    if (ok) {
-        p->cubin = cubin;
-        p->cubin_len = cubin_len;
-    }
-    if (!ok || !rt_ckpt_open_opts(o.weights, p->dequantize, &ck, &err))
+    if (!rt_program_from_embedded(e, &p, &err) || !rt_ckpt_open_opts(o.weights, p->dequantize, &ck, &err))
         fprintf(stderr, "%s: error: %s\n", me, err.msg);
     else
         rc = rt_run(p, ck, &o, 0);
@@ -67,14 +60,7 @@ static int exe_main(int argc, char **argv, const RtEmbedded *e, const void *cubi
     return rc;
 }
 
-int rt_exe_main(int argc, char **argv, const RtEmbedded *e)
+int rt_exe_main_cuda(int argc, char **argv, const void *embedded)
 {
-    return exe_main(argc, argv, e, NULL, 0);
-}
-
-int rt_exe_main_cuda(int argc, char **argv, const char *plan, long long plan_len, const void *cubin,
-                     long long cubin_len, const char *info)
-{
-    RtEmbedded e = {.plan = plan, .plan_len = plan_len, .info = info};
-    return exe_main(argc, argv, &e, cubin, cubin_len);
+    return rt_exe_main(argc, argv, embedded);
 }

@@ -76,7 +76,10 @@ static bool gpu_session_new(RtSession *s, const RtCheckpoint *ckpt, const RtSess
     for (int i = 0; i < s->p->nbufs; i++)
         if (s->p->bufs[i].kind == RB_WEIGHT && !check_weight(&s->p->bufs[i], ckpt, &t, err))
             return false;
-    return rt_gpu_session_new(s->p, ckpt, o, &s->gpu, err);
+    if (rt_gpu_session_new(s->p, ckpt, o, &s->gpu, err))
+        return true;
+    err->device = true;
+    return false;
 }
 
 static bool mul_add(int64_t a, int64_t b, int64_t c, int64_t *out)
@@ -323,6 +326,8 @@ const float *rt_session_step(RtSession *s, const int32_t *tokens, int64_t T, RtE
         const float *logits = rt_gpu_step(s->gpu, tokens, T, s->pos, err);
         if (logits)
             s->pos += T;
+        else
+            err->device = true;
         return logits;
     }
     memcpy(s->tokens, tokens, (size_t)T * sizeof *tokens);
@@ -360,8 +365,10 @@ bool rt_session_step_greedy(RtSession *s, int32_t token, int32_t *next, RtErr *e
     if (token < 0 || (s->p->n_token_ids && token >= s->p->n_token_ids))
         return rt_fail(err, "token id %d is out of range (the vocabulary has %lld ids)", token,
                        (long long)s->p->n_token_ids);
-    if (!rt_gpu_step_greedy(s->gpu, token, s->pos, next, err))
+    if (!rt_gpu_step_greedy(s->gpu, token, s->pos, next, err)) {
+        err->device = true;
         return false;
+    }
     s->pos++;
     return true;
 }

@@ -5,11 +5,14 @@
  * writes libllama.so and llama.h; llama.h declares `llama_model`, the
  * compiled model, to pass to modelc_open.  Build against it with
  *   cc app.c $(pkg-config --cflags --libs modelc) -L. -lllama
+ * With --target cuda the library holds the GPU kernels (a cubin) and opens
+ * libcuda.so.1 when a handle is opened; it links no CUDA library.
  *
  * Threading: a Modelc handle is not thread-safe — use each handle from one
  * thread at a time.  Different handles (of the same or different models) may
  * be used from different threads at once; each has its own threads for the
- * kernels (ModelcOptions.threads), its own buffers and KV cache.  Weights are
+ * kernels (ModelcOptions.threads; on the GPU, its own stream in the device's
+ * primary context), its own buffers and KV cache.  Weights are
  * mapped read-only and may be shared by the OS between handles.
  *
  * Errors: every call that can fail returns a ModelcStatus; modelc_errmsg
@@ -36,10 +39,12 @@ typedef enum ModelcStatus {
     MODELC_ECONTEXT,   /* the KV cache is full (see ModelcOptions.max_ctx) */
     MODELC_ETOKEN,     /* a token id outside the vocabulary */
     MODELC_EPLAN,      /* the compiled model's embedded plan is damaged */
+    MODELC_EDEVICE,    /* built with --target cuda: no CUDA driver or GPU, the wrong GPU, or a driver call or
+                          kernel failed (after a kernel fault the handle can only be closed) */
 } ModelcStatus;
 
 typedef struct ModelcOptions {
-    int threads;             /* 0: all online CPUs */
+    int threads;             /* 0: all online CPUs (unused by a library built with --target cuda) */
     int64_t max_ctx;         /* KV cache positions; 0: 4096 */
     int64_t max_step;        /* most tokens per forward pass (longer prompts go in chunks); 0: 512 */
 } ModelcOptions;

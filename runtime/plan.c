@@ -292,6 +292,23 @@ bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernel
     return true;
 }
 
+bool rt_program_from_embedded(const RtEmbedded *e, RtProgram **out, RtErr *err)
+{
+    if (!rt_program_from_json(e->plan, (size_t)e->plan_len, e->kernels, e->nkernels, out, err))
+        return false;
+    RtProgram *p = *out;
+    if ((p->target == RT_TARGET_CUDA) != (e->cubin_len > 0)) {
+        rt_fail(err, "embedded plan: a %s program %s a cubin", p->target == RT_TARGET_CUDA ? "CUDA" : "CPU",
+                e->cubin_len > 0 ? "with" : "without");
+        rt_program_free(p);
+        *out = NULL;
+        return false;
+    }
+    p->cubin = e->cubin;
+    p->cubin_len = e->cubin_len;
+    return true;
+}
+
 void rt_program_free(RtProgram *p)
 {
     if (!p)

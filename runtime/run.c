@@ -256,7 +256,7 @@ static const char *threads_text(int threads)
 
 int rt_run(const RtProgram *p, const RtCheckpoint *ckpt, const RtRunOptions *o, double compile_seconds)
 {
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtTokenizer *tok = NULL;
     int32_t *ids = o->prompt;
     int64_t T = o->nprompt;

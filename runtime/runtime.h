@@ -18,6 +18,7 @@
 
 typedef struct RtErr {
     char msg[1024];
+    bool device;   /* set where the GPU failed (no driver, a driver call, its memory): the C API's MODELC_EDEVICE */
 } RtErr;
 
 bool rt_fail(RtErr *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));  /* sets msg, returns false */
@@ -299,18 +300,22 @@ typedef struct RtEmbedded {
     const RtKernelFn *kernels;   /* one per launch, in launch order */
     int64_t nkernels;
     const char *info;            /* "modelc 0.1.0; spec ...; options ...; hash ..." */
+    const void *cubin;           /* CUDA: the kernels, one module; NULL for CPU programs */
+    int64_t cubin_len;
 } RtEmbedded;
 
 char *rt_program_to_json(const RtProgram *p);   /* malloc'd; NULL when out of memory */
 bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernels, int64_t nkernels, RtProgram **out,
                           RtErr *err);
 void rt_program_free(RtProgram *p);               /* only for programs from rt_program_from_json */
+/* The program of an executable or library: its plan, with the kernel table
+ * (CPU) or the cubin (CUDA) the plan's target asks for. */
+bool rt_program_from_embedded(const RtEmbedded *e, RtProgram **out, RtErr *err);
 /* main() of a built executable: the run options, --version, --help. */
 int rt_exe_main(int argc, char **argv, const RtEmbedded *e);
-/* The same for one built for CUDA: the plan (plan_len bytes, then a NUL), its
- * cubin and the --version text.  Plain arguments: the generated main() that
- * calls it is C compiled at build time and shares no struct with the runtime. */
-int rt_exe_main_cuda(int argc, char **argv, const char *plan, long long plan_len, const void *cubin,
-                     long long cubin_len, const char *info);
+/* The same for one built for CUDA, whose RtEmbedded is written in assembly
+ * beside a generated main() that is C compiled at build time: it passes the
+ * struct as a plain pointer and shares no header with the runtime. */
+int rt_exe_main_cuda(int argc, char **argv, const void *embedded);
 
 #endif

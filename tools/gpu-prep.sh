@@ -23,6 +23,8 @@ if [ -n "${BASE:-}" ]; then
     pack "$wt/build/modelc" modelc-base
 fi
 install -m 644 ../shared/reference/hf_llama.py .gpu/hf_llama.py
+# a --lib build links libjansson.so.4, which the GPU machine may not have
+cp -L "$(ldconfig -p | awk '/libjansson.so.4 .*x86-64/ {print $NF; exit}')" .gpu/libjansson.so.4
 # a small Q4_1 GGUF for bench/gpu_cuda.sh gguf (tests/e2e/test_gguf.py writes it)
 kept=$(python3 tests/e2e/test_gguf.py --modelc build/modelc --keep | sed -n 's/^test_gguf: kept //p')
 cp "$kept/q4_1-gqa3/q4_1-gqa3.gguf" .gpu/ && rm -rf "$kept"

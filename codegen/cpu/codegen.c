@@ -431,18 +431,21 @@ void cpu_add_entry(CpuModule *m, const char *symbol, const char *plan_json, cons
     LLVMSetInitializer(table, table_init);
     LLVMSetGlobalConstant(table, 1);
     LLVMSetLinkage(table, LLVMPrivateLinkage);
-    /* struct RtEmbedded { const char *plan; int64_t plan_len; const RtKernelFn *kernels; int64_t nkernels; const char *info; } */
-    LLVMTypeRef fields[] = {i8p, i64, LLVMPointerType(fnp, 0), i64, i8p};
-    LLVMTypeRef st = LLVMStructTypeInContext(ctx, fields, 5, 0);
+    /* struct RtEmbedded { const char *plan; int64_t plan_len; const RtKernelFn *kernels; int64_t nkernels;
+                          const char *info; const void *cubin; int64_t cubin_len; }: no cubin here */
+    LLVMTypeRef fields[] = {i8p, i64, LLVMPointerType(fnp, 0), i64, i8p, i8p, i64};
+    LLVMTypeRef st = LLVMStructTypeInContext(ctx, fields, 7, 0);
     LLVMValueRef vals[] = {
         const_string(m->mod, ctx, "modelc.plan", plan_json),
         LLVMConstInt(i64, strlen(plan_json), 0),
         LLVMConstBitCast(table, LLVMPointerType(fnp, 0)),
         LLVMConstInt(i64, (unsigned long long)n, 0),
         const_string(m->mod, ctx, "modelc.info", info),
+        LLVMConstNull(i8p),
+        LLVMConstInt(i64, 0, 0),
     };
     LLVMValueRef desc = LLVMAddGlobal(m->mod, st, symbol);
-    LLVMSetInitializer(desc, LLVMConstNamedStruct(st, vals, 5));
+    LLVMSetInitializer(desc, LLVMConstNamedStruct(st, vals, 7));
     LLVMSetGlobalConstant(desc, 1);
     if (!with_main)
         return;

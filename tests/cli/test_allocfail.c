@@ -203,7 +203,7 @@ static bool load_tokenizer(const char *path, RtErr *err)
 static long inject(LoadFn *load, const char *path)
 {
     cur_path = path;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     reset(0);
     if (!load(path, &err))
         fail_msg("%s: does not load even with memory: %s", path, err.msg);
@@ -244,7 +244,7 @@ static void check_dir(LoadFn *load, const char *dir, const char *suffix)
             continue;
         char path[512];
         snprintf(path, sizeof path, "%s/%s", dir, name);
-        RtErr err = {{0}};
+        RtErr err = {.msg = ""};
         reset(0);
         if (!load(path, &err))
             continue;   /* a seed that is meant to be refused */
@@ -306,7 +306,7 @@ static void test_frontend(void **state)
 {
     (void)state;
     const char *specs[] = {"models/llama.mdl", "models/mlp.mdl"};
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     reset(0);
     if (!rt_config_load("tests/fuzz/corpus/config/small_llama.json", &llama_config, &err))
         fail_msg("%s", err.msg);

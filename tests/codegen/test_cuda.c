@@ -515,7 +515,7 @@ static void check_plan_refused(const char *json, const char *from, const char *t
         assert_true(asprintf(&edited, "%.*s%s%s", (int)(at - json), json, to, at + strlen(from)) > 0);
     const char *text = from ? edited : json;
     RtProgram *q = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtKernelFn *fns = calloc((size_t)nkernels + 1, sizeof *fns);   /* a CPU plan's table: stand-ins */
     assert_non_null(fns);
     for (int64_t i = 0; i < nkernels; i++)
@@ -538,7 +538,7 @@ static void check_plan(const Shape *s, DType dt)
     char *json = rt_program_to_json(p);
     assert_non_null(json);
     RtProgram *q = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_program_from_json(json, strlen(json), NULL, 0, &q, &err))
         fail_msg("%s: %s", s->name, err.msg);
     assert_int_equal(q->target, RT_TARGET_CUDA);

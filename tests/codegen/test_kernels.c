@@ -280,7 +280,7 @@ static void ck_write(Ckpt *c)
         assert_int_equal(fwrite(c->t[i].raw, esize(c->t[i].dt), (size_t)c->t[i].numel, o), (size_t)c->t[i].numel);
     assert_int_equal(fclose(o), 0);
     free(h);
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_ckpt_open(c->path, &c->ck, &err))
         fail_msg("rt_ckpt_open: %s", err.msg);
 }
@@ -417,7 +417,7 @@ static Sess *sess_open(const Build *b, const Ckpt *c, const char *output, int th
             x->prog.logits_buf = i;
     assert_true(x->prog.logits_buf >= 0);
     RtSessionOptions so = {.threads = threads, .max_step = max_step, .max_ctx = max_ctx};
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_session_new(&x->prog, c->ck, &so, &x->s, &err))
         fail_msg("rt_session_new: %s", err.msg);
     return x;
@@ -434,7 +434,7 @@ static void sess_run(Sess *x, const int32_t *tok, const int *steps, int nsteps, 
 {
     int64_t p = 0;
     for (int s = 0; s < nsteps; s++) {
-        RtErr err = {{0}};
+        RtErr err = {.msg = ""};
         assert_int_equal(rt_session_pos(x->s), p);
         const float *y = rt_session_step(x->s, tok + p, steps[s], &err);
         if (!y)

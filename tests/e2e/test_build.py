@@ -14,10 +14,11 @@
   cuda` on a GPU machine, failing with the same message where there is no
   driver; two CUDA builds from different directories, each compiling afresh
   (NVRTC's -lineinfo records the working directory), are byte-identical;
-  `--lib` with it is a usage error;
 - `make install PREFIX=tmp` installs modelc, the runtime, modelc.h and modelc.pc;
   examples/embed builds against that tree with pkg-config and its tokens equal
-  `modelc run`'s.
+  `modelc run`'s; built with TARGET=cuda (a `--lib --target cuda` library) its
+  tokens equal `modelc run --target cuda`'s on a GPU, and without a driver
+  modelc_open fails with MODELC_EDEVICE and the driver's message.
 Ends with `N passed, N failed`.
 """
 import argparse, os, random, shutil, subprocess, sys, tempfile
@@ -123,11 +124,6 @@ def main():
         check("two CUDA builds from different directories, the second with an empty cache, are byte-identical",
               cb2.returncode == 0 and "NVRTC" in cb2.stderr and "(cached)" not in cb2.stderr
               and open(cexe, "rb").read() == open(cexe2, "rb").read(), cb2.stderr)
-        clib = run([modelc, "build", spec, "--weights", ck, "--target", "cuda", "--lib", "-o",
-                    os.path.join(tmp, "libtiny.so")])
-        check("build --lib --target cuda: a usage error, no output",
-              clib.returncode == 2 and "not supported yet" in clib.stderr
-              and not os.path.exists(os.path.join(tmp, "libtiny.so")), clib.stderr)
 
     # failed builds leave nothing
     bad_spec = os.path.join(tmp, "bad.mdl")
@@ -161,6 +157,28 @@ def main():
     g_bad = run([os.path.join(ex, "generate"), os.path.join(tmp, "missing")] + ["1"])
     check("example reports a missing checkpoint through modelc_errmsg", g_bad.returncode == 1 and "missing" in g_bad.stderr,
           g_bad.stderr)
+
+    # the same program against a library of GPU kernels (--target cuda): on a GPU its tokens equal
+    # modelc run --target cuda's; without a driver, modelc_open fails with MODELC_EDEVICE (7)
+    if not os.environ.get("MODELC_NO_NVRTC"):
+        exc = os.path.join(tmp, "embed-cuda")
+        shutil.copytree(os.path.join(ROOT, "examples", "embed"), exc)
+        mk = run(["make", "-C", exc, "--no-print-directory", f"MODELC={prefix}/bin/modelc", f"SPEC={spec}",
+                  f"WEIGHTS={ck}", "TARGET=cuda"] + (["CFLAGS=-fsanitize=address,undefined"] if san else []), env=env)
+        hdr = open(os.path.join(exc, "model.h")).read() if os.path.exists(os.path.join(exc, "model.h")) else ""
+        check("examples/embed builds against a --lib --target cuda library (no CUDA library linked)",
+              mk.returncode == 0 and "--target cuda:sm_" in hdr
+              and "libcuda" not in run(["ldd", os.path.join(exc, "libmodel.so")]).stdout, mk.stdout + mk.stderr)
+        gc = run([os.path.join(exc, "generate"), ck] + toks.split(","))
+        rc16 = run([modelc, "run", spec, "--weights", ck, "--target", "cuda", "--tokens", toks, "--max-new", "16",
+                    "--quiet"])
+        if rc16.returncode != 0 and "no CUDA driver" in rc16.stderr:
+            check("CUDA library without a driver: modelc_open says so (MODELC_EDEVICE), exit 1, no tokens",
+                  gc.returncode == 1 and gc.stdout == "" and "error 7:" in gc.stderr and "no CUDA driver" in gc.stderr,
+                  gc.stdout + gc.stderr)
+        else:
+            check("CUDA library: the example's tokens equal modelc run --target cuda",
+                  gc.returncode == 0 and gc.stdout == rc16.stdout, f"{gc.stdout!r} {gc.stderr!r} vs {rc16.stdout!r}")
 
     if not a.keep:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -70,7 +70,7 @@ static FILE *devnull(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     RtConfig *c = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_config_parse("config.json", (const char *)data, size, &c, &err)) {
         FUZZ_CHECK(c == NULL);
         FUZZ_CHECK_ERR(err);

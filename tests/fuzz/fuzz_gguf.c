@@ -90,7 +90,7 @@ static void walk(const RtCheckpoint *c, bool meta, const char *path, const uint8
     if (!meta)
         return;
     metadata(g);
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtTokenizer *t = rt_tok_from_gguf(g, path, &err);
     if (!t) {
         FUZZ_CHECK_ERR(err);
@@ -106,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool meta = true;   /* the metadata and tokenizer once: both opens read the same */
     for (int dequantize = 0; dequantize < 2; dequantize++) {
         RtCheckpoint *c = NULL;
-        RtErr err = {{0}};
+        RtErr err = {.msg = ""};
         if (!rt_ckpt_open_opts(path, dequantize != 0, &c, &err)) {
             FUZZ_CHECK(c == NULL);
             FUZZ_CHECK_ERR(err);

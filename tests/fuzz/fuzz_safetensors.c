@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *path = fz_write(0, "model.safetensors", data, size);
     RtSafetensors *st = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (rt_st_open(path, &st, &err)) {
         FUZZ_CHECK(st != NULL);
         walk_st(st);
@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     RtCheckpoint *c = NULL;
-    RtErr err2 = {{0}};
+    RtErr err2 = {.msg = ""};
     if (!rt_ckpt_open(path, &c, &err2)) {
         FUZZ_CHECK(c == NULL);
         FUZZ_CHECK_ERR(err2);

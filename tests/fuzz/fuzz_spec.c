@@ -37,7 +37,7 @@ static FILE *devnull;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_config_parse("config.json", config_json, sizeof config_json - 1, &config, &err)) {
         fprintf(stderr, "fuzz_spec: %s\n", err.msg);
         abort();

@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_write(1, "tokenizer_config.json", nul + 1, size - jlen - 1);
     else
         fz_remove("tokenizer_config.json");
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtTokenizer *t = rt_tok_from_hf(path, &err);
     if (!t) {
         FUZZ_CHECK_ERR(err);

@@ -99,7 +99,7 @@ typedef struct Run {
 static RtConfig *config(Fx *f, const char *json)
 {
     RtConfig *c = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_config_parse("config.json", json, strlen(json), &c, &err))
         fail_msg("bad test config: %s", err.msg);
     assert_true(f->ncfg < MAX_CFG);
@@ -745,7 +745,7 @@ static const char *write_safetensors(Fx *f, const char *file, const TensorSpec *
 static const RtCheckpoint *open_ckpt(Fx *f, const char *path)
 {
     RtCheckpoint *c = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_ckpt_open(path, &c, &err))
         fail_msg("rt_ckpt_open: %s", err.msg);
     f->ckpts[f->nckpt++] = c;

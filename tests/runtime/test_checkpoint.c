@@ -71,7 +71,7 @@ static void shard(const char *dir, const char *file, const char *names)
 static RtCheckpoint *open_ok(const char *p)
 {
     RtCheckpoint *c = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_ckpt_open(p, &c, &err))
         fail_msg("rt_ckpt_open failed: %s", err.msg);
     assert_non_null(c);
@@ -82,7 +82,7 @@ static RtCheckpoint *open_ok(const char *p)
 static void expect_error(const char *p, const char *msg)
 {
     RtCheckpoint *c = (RtCheckpoint *)&c;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     assert_false(rt_ckpt_open(p, &c, &err));
     assert_null(c);
     assert_string_equal(err.msg, msg);

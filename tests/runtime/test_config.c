@@ -30,7 +30,7 @@ static const char sample[] =
 static RtConfig *parse_ok(const char *text)
 {
     RtConfig *c = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_config_parse("config.json", text, strlen(text), &c, &err))
         fail_msg("rt_config_parse failed: %s", err.msg);
     assert_non_null(c);
@@ -40,7 +40,7 @@ static RtConfig *parse_ok(const char *text)
 static void expect_parse_error(const char *text, size_t len, const char *msg)
 {
     RtConfig *c = (RtConfig *)&c;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     assert_false(rt_config_parse("config.json", text, len, &c, &err));
     assert_null(c);
     assert_string_equal(err.msg, msg);
@@ -164,7 +164,7 @@ static void test_load_file(void **state)
     assert_int_equal(fclose(f), 0);
 
     RtConfig *c = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     assert_true(rt_config_load(p, &c, &err));
     assert_int_equal(rt_config_get(c, "hidden_size").i, 4096);
     rt_config_free(c);

@@ -256,7 +256,7 @@ static const char *write_gguf(const Gguf *g, const char *name)
 static RtCheckpoint *open_ok(const char *p)
 {
     RtCheckpoint *c = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_ckpt_open_opts(p, true, &c, &err))
         fail_msg("rt_ckpt_open failed: %s", err.msg);
     assert_non_null(c);
@@ -267,7 +267,7 @@ static RtCheckpoint *open_ok(const char *p)
 static void expect_fault(const char *p, const char *fault)
 {
     RtCheckpoint *c = (RtCheckpoint *)&c;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     char want[1024];
     snprintf(want, sizeof want, "%s: %s", p, fault);
     assert_false(rt_ckpt_open(p, &c, &err));
@@ -935,7 +935,7 @@ static void test_blocks_kept(void **state)
     tensor(g, "blk.0.attn_v.weight", T_Q8_0, 2, (uint64_t[]){32, 8}, q8, sizeof q8);
     const char *p = write_gguf(g, "blocks.gguf");
     RtCheckpoint *c = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     assert_true(rt_ckpt_open(p, &c, &err));
     const RtTensor *q = rt_ckpt_find(c, "model.layers.0.self_attn.q_proj.weight");
     const RtTensor *v = rt_ckpt_find(c, "model.layers.0.self_attn.v_proj.weight");

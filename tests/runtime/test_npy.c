@@ -95,7 +95,7 @@ static void expect_no_temp(void)
 
 static void write_ok(const char *p, const float *data, const int64_t *shape, int rank)
 {
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_npy_write_f32(p, data, shape, rank, &err))
         fail_msg("rt_npy_write_f32 failed: %s", err.msg);
 }
@@ -186,7 +186,7 @@ static void test_missing_dir_leaves_nothing(void **state)
     snprintf(p, sizeof p, "%s/no/such/dir/out.npy", dir);
     float x = 1;
     int64_t shape[1] = {1};
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     assert_false(rt_npy_write_f32(p, &x, shape, 1, &err));
     snprintf(want, sizeof want, "%s: cannot create %s.tmp.%ld: No such file or directory", p, p,
              (long)getpid());
@@ -210,7 +210,7 @@ static void test_rename_failure_removes_temp(void **state)
 
     float x = 1;
     int64_t shape[1] = {1};
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     assert_false(rt_npy_write_f32(p, &x, shape, 1, &err));
     assert_non_null(strstr(err.msg, "cannot rename"));
     assert_true(strncmp(err.msg, p, strlen(p)) == 0);
@@ -228,7 +228,7 @@ static void test_bad_shape(void **state)
     float x = 1;
     int64_t neg[2] = {2, -1}, huge[2] = {INT64_C(1) << 40, INT64_C(1) << 40};
     int64_t nine[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
 
     assert_false(rt_npy_write_f32(p, &x, neg, 2, &err));
     snprintf(want, sizeof want, "%s: dimension 1 is negative (-1)", p);

@@ -52,7 +52,7 @@ static const char *write_st(const char *name, const char *header, size_t data_le
 static RtSafetensors *open_ok(const char *p)
 {
     RtSafetensors *st = NULL;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     if (!rt_st_open(p, &st, &err))
         fail_msg("rt_st_open failed: %s", err.msg);
     assert_non_null(st);
@@ -63,7 +63,7 @@ static RtSafetensors *open_ok(const char *p)
 static void expect_fault(const char *p, const char *fault)
 {
     RtSafetensors *st = (RtSafetensors *)&st;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     char want[1024];
     snprintf(want, sizeof want, "%s: %s", p, fault);
     assert_false(rt_st_open(p, &st, &err));

@@ -101,7 +101,7 @@ static RtTokenizer *from_meta_text(const char *json)
     json_t *m = json_loads(json, 0, &je);
     if (!m)
         fail_msg("bad test JSON: %s", je.text);
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtTokenizer *t = from_meta(m, &err);
     json_decref(m);
     if (!t)
@@ -115,7 +115,7 @@ static void expect_meta_error(const char *json, const char *msg)
     json_t *m = json_loads(json, 0, &je);
     if (!m)
         fail_msg("bad test JSON: %s", je.text);
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtTokenizer *t = from_meta(m, &err);
     json_decref(m);
     assert_null(t);
@@ -203,7 +203,7 @@ static void check_golden(const RtTokenizer *t, const char *golden, bool add_bos,
                 want[nwant++] = v;
             }
             int64_t n = -1;
-            RtErr err = {{0}};
+            RtErr err = {.msg = ""};
             const char *s = json_string_value(text);
             size_t len = json_string_length(text);
             int32_t *ids = rt_tok_encode(t, s, len, add_bos, special, &n, &err);
@@ -248,7 +248,7 @@ static void check_golden(const RtTokenizer *t, const char *golden, bool add_bos,
 
 static RtTokenizer *hf_ok(const char *path)
 {
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtTokenizer *t = rt_tok_from_hf(path, &err);
     if (!t)
         fail_msg("rt_tok_from_hf: %s", err.msg);
@@ -320,7 +320,7 @@ static void test_smollm2_meta(void **state)
                                           {"llama-bpe", DATA "llama3.golden.txt"}, {"qwen2", DATA "qwen2.golden.txt"}};
     for (size_t i = 0; i < 4; i++) {
         json_t *m = smollm2_meta(pres[i][0]);
-        RtErr err = {{0}};
+        RtErr err = {.msg = ""};
         RtTokenizer *t = from_meta(m, &err);
         json_decref(m);
         if (!t)
@@ -357,7 +357,7 @@ static void test_smollm2_gguf(void **state)
         fprintf(stderr, "  (no SmolLM2 GGUF: set MODELC_SMOLLM2_GGUF or run tools/fetch-smollm2.sh; skipped)\n");
         skip();
     }
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtGguf *g = NULL;
     if (!rt_gguf_open(path, &g, &err))
         fail_msg("%s", err.msg);
@@ -387,7 +387,7 @@ static void test_spm_golden(void **state)
     json_error_t je;
     json_t *m = json_load_file(DATA "spm/meta.json", 0, &je);
     assert_non_null(m);
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtTokenizer *t = from_meta(m, &err);
     json_decref(m);
     if (!t)
@@ -418,7 +418,7 @@ static const char tiny_spm[] =
 
 static int32_t *enc(const RtTokenizer *t, const char *s, bool bos, bool special, int64_t *n)
 {
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     int32_t *ids = rt_tok_encode(t, s, strlen(s), bos, special, n, &err);
     if (!ids)
         fail_msg("rt_tok_encode: %s", err.msg);
@@ -485,7 +485,7 @@ static void test_spm_tiny(void **state)
     assert_true(rt_tok_is_eog(t, 2));
     assert_false(rt_tok_is_eog(t, 1));
     assert_int_equal(rt_tok_chat_format(t), RT_CHAT_NONE);
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     assert_null(rt_tok_chat_prompt(t, NULL, "hi", &err));
     assert_string_equal(err.msg, "tokenizer: the model has no chat template this runtime knows (ChatML or Llama 3)");
     rt_tok_free(t);
@@ -558,7 +558,7 @@ static void test_hf_tiny(void **state)
 static void test_chat(void **state)
 {
     (void)state;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtTokenizer *t = hf_ok(DATA "smollm2/tokenizer.json");
     char *s = rt_tok_chat_prompt(t, NULL, "What is 2+2?", &err);
     assert_string_equal(s, "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
@@ -704,7 +704,7 @@ static void test_hostile_meta(void **state)
     t = from_meta_text("{\"tokenizer.ggml.model\": \"llama\", \"tokenizer.ggml.tokens\": [\"<unk>\", \"\\u00e9\", "
                        "\"\\u2581\", \"x\", \"\\u2581x\"], \"tokenizer.ggml.scores\": [0, 0, 0, 0, 1]}");
     int64_t n;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     int32_t *ids = rt_tok_encode(t, "\xff\xc3 x\0x", 6, false, true, &n, &err);
     assert_non_null(ids);
     free(ids);
@@ -721,7 +721,7 @@ static void test_hostile_meta(void **state)
 static void expect_hf_error(const char *json, const char *msg)
 {
     const char *p = write_file("bad.json", json);
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     RtTokenizer *t = rt_tok_from_hf(p, &err);
     assert_null(t);
     char want[1024];
@@ -732,7 +732,7 @@ static void expect_hf_error(const char *json, const char *msg)
 static void test_hostile_hf(void **state)
 {
     (void)state;
-    RtErr err = {{0}};
+    RtErr err = {.msg = ""};
     assert_null(rt_tok_from_hf("/nonexistent/tokenizer.json", &err));
     assert_string_equal(err.msg, "/nonexistent/tokenizer.json: cannot open: No such file or directory");
     expect_hf_error("[1, 2]", "%s: top level is not an object");
@@ -800,7 +800,7 @@ static void test_speed(void **state)
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
         int64_t n;
-        RtErr err = {{0}};
+        RtErr err = {.msg = ""};
         int32_t *ids = rt_tok_encode(t, text, len, false, true, &n, &err);
         clock_gettime(CLOCK_MONOTONIC, &b);
         assert_non_null(ids);
