@@ -11,6 +11,7 @@ then in the same run
     --base (default .gpu/modelc-base when there: an earlier build, from
     BASE=REV tools/gpu-prep.sh), so a change is timed beside what it changes;
   - HF eager decode and prefill (hf_llama.py bench);
+  - with --variants, decode once more under each given environment (tuning knobs);
   - for --gemm-shape (default llama-1b): every linear's kernel time per launch
     at M = 1, 16, 128, 2048 (modelc --profile) beside torch.nn.functional.linear
     (cuBLAS) on the same shapes in fp16.
@@ -117,6 +118,8 @@ def main():
     ap.add_argument("--gemm-shape", default="llama-1b")
     ap.add_argument("--no-hf", action="store_true")
     ap.add_argument("--base", default=".gpu/modelc-base" if os.path.exists(".gpu/modelc-base") else "")
+    ap.add_argument("--variants", default="", help="space-separated KEY=VALUE[,KEY=VALUE]: decode once more with each "
+                    "environment (a tuning knob such as MODELC_GEMV_PREFETCH_KB), in the same run")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     bw = copy_bandwidth()
@@ -142,6 +145,12 @@ def main():
         row = {"shape": shape, "weight_GB": wb / 1e9, "ceiling_tok_s": ceiling,
                "modelc_decode_tok_s": dec["decode_tok_s"], "modelc_decode_nopdl_tok_s": dec0["decode_tok_s"],
                "modelc_prefill_tok_s": pre["prefill_tok_s"]}
+        row["variants"] = {}
+        for v in a.variants.split():
+            env = dict(kv.split("=", 1) for kv in v.split(","))
+            row["variants"][v] = modelc_run(a.modelc, d, 16, a.new, vocab, [],
+                                            f"{a.out}/mc-decode-{shape}-{re.sub('[^A-Za-z0-9]+', '_', v)}.log",
+                                            env=env)["decode_tok_s"]
         if a.base:
             row["base_decode_tok_s"] = modelc_run(a.base, d, 16, a.new, vocab, [],
                                                   f"{a.out}/base-decode-{shape}.log")["decode_tok_s"]
@@ -200,6 +209,9 @@ def main():
             print(f"{r['shape']:<10} base decode {r['base_decode_tok_s']:>8.1f}  this {r['modelc_decode_tok_s']:>8.1f} / "
                   f"{r['modelc_decode2_tok_s']:>8.1f}  ({r['modelc_decode_tok_s'] / r['base_decode_tok_s']:.3f}x)   "
                   f"base prefill {r['base_prefill_tok_s']:>9.0f}  this {r['modelc_prefill_tok_s']:>9.0f}")
+    for v in a.variants.split():
+        print(f"\nvariant {v}: decode tok/s " + ", ".join(
+            f"{r['shape']} {r['variants'][v]:.1f} (this build {r['modelc_decode_tok_s']:.1f})" for r in results))
     if gemm:
         print(f"\nGEMM per launch, {a.gemm_shape} shapes (modelc: f32 activations x fp16 weights; cuBLAS: fp16 x fp16)")
         print(f"{'M':>5} {'op':<18} {'N':>7} {'K':>6} {'modelc ms':>10} {'cuBLAS ms':>10} {'ratio':>6}")

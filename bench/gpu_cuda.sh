@@ -24,7 +24,8 @@
 #   ncu       each decode kernel's own time and DRAM bytes from Nsight Compute, Llama-3.2-1B
 #             shape (bench/gpu_ncu.sh), for .gpu/modelc and, when there, .gpu/modelc-base
 #   bench     decode tok/s (1B, 8B shapes, fp16) and prefill 2048 beside HF and
-#             the measured copy bandwidth (bench/gpu_bench.py), the GEMM table vs cuBLAS
+#             the measured copy bandwidth (bench/gpu_bench.py), the GEMM table vs cuBLAS;
+#             VARIANTS="KEY=V[,KEY=V] ..." decodes once more under each environment
 # Logs go under $OUT (or /tmp/gpu_cuda).
 set -uo pipefail
 STEPS=${1:-check sanitize bench}
@@ -41,8 +42,10 @@ for step in $STEPS; do
     MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh "${SHAPES:-tiny smollm2-135m llama-1b}" "${DTYPES:-float16 bfloat16}"
     ;;
   check-long)   # the tensor-core tiles of longer prompts: 100 tokens (M tiles of 64/128), 600 (T >= 512)
-    PROMPT=100 MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh smollm2-135m "float16 bfloat16"
-    PROMPT=600 MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh "smollm2-135m llama-1b" "float16 bfloat16"
+    # LONG_DTYPES=float16 checks only the wide GEMM's dtype, LONG_100=0 skips the 100-token prompts
+    [ "${LONG_100:-1}" = 0 ] ||
+      PROMPT=100 MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh smollm2-135m "${LONG_DTYPES:-float16 bfloat16}"
+    PROMPT=600 MODELC_FLAGS="--target cuda" bash bench/gpu_check.sh "smollm2-135m llama-1b" "${LONG_DTYPES:-float16 bfloat16}"
     ;;
   sanitize-long)   # the wide f16 GEMM of T >= 512 (partial M, N and K tiles on the tiny shape) under the sanitizer
     d=/tmp/san-tiny
@@ -122,7 +125,7 @@ for step in $STEPS; do
     [ -x .gpu/modelc-base ] && MODELC=.gpu/modelc-base OUT=$OUT/ncu-base bash bench/gpu_ncu.sh llama-1b
     ;;
   bench)
-    python3 bench/gpu_bench.py --modelc $MODELC --out "$OUT" ${BENCH_ARGS:-}
+    python3 bench/gpu_bench.py --modelc $MODELC --out "$OUT" --variants "${VARIANTS:-}" ${BENCH_ARGS:-}
     ;;
   esac
 done

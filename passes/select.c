@@ -16,6 +16,9 @@
  *                         128 from T = 512)
  *   linear, 5 <= T < 512  K split over up to 8 blocks per output tile when
  *                         the tiles leave most SMs idle (split-K)
+ *   linear, T >= 512, f16 wide tiles: 128 x 256, warps of 64 x 64, a 3-4
+ *                         step cp.async pipeline for the weights; the blocks
+ *                         running at once take the M tiles of a few weight tiles
  *
  * The tensor cores take 16-bit operands; activations are f32.  Rounding them
  * to bf16 (8 bits) costs about 1e-2 relative error in the logits of a 16-layer
@@ -35,6 +38,8 @@
  * Tensor cores need f16/bf16 weights and K a multiple of 8; otherwise the
  * GEMV kernel runs every step size, four tokens per block row.  On the CPU
  * target this pass changes nothing (its kernels have one shape). */
+#include <stdlib.h>
+
 #include "passes/passes.h"
 
 static KernelChoice *choices(Compilation *c, Node *n, int count)
@@ -177,8 +182,17 @@ static int gemv_batch(int64_t blocks, int rows, int nw, int sms)
  * again: 294 MB from DRAM for 235 MB of weights (Nsight Compute, H200; the
  * lm_head 1.41 GB for 1.05).  Decode tok/s on the H100, 1B / 8B: whole rows
  * 756.2 / 142.4; at most 32 MB 759.3 / 159.0; 16 MB 799.4 and 795.7 / 162.9
- * and 163.2; 8 MB 812.7 / 163.8 (bench/RESULTS.md, 2026-12-05). */
+ * and 163.2; 8 MB 812.7 / 163.8 (bench/RESULTS.md, 2026-12-05).
+ * MODELC_GEMV_PREFETCH_KB sets another budget (0: none), for tuning runs. */
 enum { GEMV_PREFETCH_BYTES = 8 << 20 };
+
+static int64_t gemv_prefetch_budget(void)
+{
+    const char *v = getenv("MODELC_GEMV_PREFETCH_KB");
+    char *end;
+    long long kb = v && *v ? strtoll(v, &end, 10) : -1;
+    return v && *v && !*end && kb >= 0 && kb <= (1 << 30) ? (int64_t)kb << 10 : GEMV_PREFETCH_BYTES;
+}
 
 static int gemv_prefetch(const Node *n, int64_t blocks, int rows, int nw, int split, int batch, int sms)
 {
@@ -187,10 +201,10 @@ static int gemv_prefetch(const Node *n, int64_t blocks, int rows, int nw, int sp
        the one-row kernels took 38-65 registers in Nsight Compute, 3-6 blocks) */
     int per_sm = ir_gemv_min_blocks(batch) ? ir_gemv_min_blocks(batch) : 6;
     int64_t held = blocks < (int64_t)per_sm * sms ? blocks : (int64_t)per_sm * sms;
-    int64_t fit = GEMV_PREFETCH_BYTES / (held * (8 / split) * rows * nw * 128);
+    int64_t fit = gemv_prefetch_budget() / (held * (8 / split) * rows * nw * 128);
     if (fit > lines)
         fit = lines;
-    return (int)(fit < 128 ? fit : 128);
+    return fit < 1 ? -1 : (int)(fit < 128 ? fit : 128);   /* -1: none */
 }
 
 static void select_linear(Compilation *c, Node *n, int sms)
@@ -223,14 +237,16 @@ static void select_linear(Compilation *c, Node *n, int sms)
     int64_t ntiles = (N + 127) / 128;
     bool big = ntiles * 2 >= sms;
     k[3] = (KernelChoice){.family = KF_MMA, .min_T = 65, .max_T = 511, .p = {big ? 128 : 64, 128, 32, 8, 1},
-                          .why = arena_printf(c->arena, "%lld N tiles %s half of %d SMs", (long long)ntiles,
-                                              big ? "fill at least" : "fill less than: smaller M tiles,", sms)};
+                          .why = arena_printf(c->arena, "%lld N tiles fill %s half of %d SMs%s", (long long)ntiles,
+                                              big ? "at least" : "less than", sms, big ? "" : ": M tiles of 64")};
     /* from T = 512 the GEMM is compute-bound: f16 activations go in as one term (as in an fp16
-       framework), bf16 keeps hi + lo (one bf16 term costs ~1e-2 in the logits) */
+       framework), bf16 keeps hi + lo (one bf16 term costs ~1e-2 in the logits).  f16 takes the
+       128 x 256 tiles: 2048-token prefill +6% (1B) and +13% (8B) over 128 x 128 on the H100
+       (bench/RESULTS.md, 2026-12-06) */
     bool one = w->dt == DT_F16;
-    k[4] = (KernelChoice){.family = KF_MMA, .min_T = 512, .p = {128, 128, 32, 8, one ? 0 : 1},
-                          .why = one ? "long prompt: 4+ M tiles per N tile fill the SMs; compute-bound, so f16 "
-                                       "activations as one term"
+    k[4] = (KernelChoice){.family = KF_MMA, .min_T = 512, .p = {128, one ? 256 : 128, 32, 8, one ? 0 : 1},
+                          .why = one ? "long prompt: compute-bound, so f16 activations as one term; 128 x 256 tiles, "
+                                       "warps of 64 x 64, M tiles side by side sharing weight tiles"
                                      : "long prompt: 4+ M tiles per N tile fill the SMs"};
     for (int i = 1; i < 4; i++) {
         k[i].p[5] = mma_ksplit(c->graph, n, k[i].p[0], k[i].min_T, k[i].max_T, sms);

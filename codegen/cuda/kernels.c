@@ -241,18 +241,19 @@ static int lin_blocks(int64_t N, int per_block)
     return (int)((N + per_block - 1) / per_block);
 }
 
-/* bx (the block within its part), N, Y and Wv[NW] for this block. */
-static void lin_pick_part(FILE *f, const LinJob *j, const char *wc, int per_block)
+/* bx (the block within its part, from blockIdx.`dim`), N, Y and Wv[NW] for
+ * this block. */
+static void lin_pick_part(FILE *f, const LinJob *j, const char *wc, int per_block, char dim)
 {
     if (j->nparts == 1) {
-        fprintf(f, "    const int bx = blockIdx.x, N = %lld;\n    float *const Y = Y0;\n    const %s *const Wv[NW] = {W0",
-                (long long)j->N[0], wc);
+        fprintf(f, "    const int bx = blockIdx.%c, N = %lld;\n    float *const Y = Y0;\n    const %s *const Wv[NW] = {W0",
+                dim, (long long)j->N[0], wc);
         for (int i = 1; i < j->nw; i++)
             fprintf(f, ", W%d", i);
         fprintf(f, "};\n");
         return;
     }
-    fprintf(f, "    int bx = blockIdx.x, N;\n    float *Y;\n    const %s *Wp;\n", wc);
+    fprintf(f, "    int bx = blockIdx.%c, N;\n    float *Y;\n    const %s *Wp;\n", dim, wc);
     int first = 0;
     for (int i = 0; i < j->nparts; i++) {
         int nb = lin_blocks(j->N[i], per_block);
@@ -308,8 +309,8 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
        ptxas hoists more and spills */
     lin_signature(f, j, j->wt.c, norm, ir_gemv_min_blocks(un), false);
     fprintf(f, "    enum { K = %lld, R = %d, NW = %d, S = %d, PF = %d };\n", (long long)j->K, R, j->nw, S,
-            ch->p[4] > 0 ? ch->p[4] : 128);
-    lin_pick_part(f, j, j->wt.c, 8 * R / S);
+            ch->p[4] > 0 ? ch->p[4] : ch->p[4] < 0 ? 0 : 128);
+    lin_pick_part(f, j, j->wt.c, 8 * R / S, 'x');
     /* the weights do not depend on the kernel before: start pulling the first PF lines of 128
        bytes of this warp's rows into L2 (select: gemv_prefetch, what the L2 holds) before waiting
        for it.  The next kernel may start once every block is past its loads (pdl_launch after the
@@ -467,8 +468,39 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
     /* the name tells the variants apart: warps per row, and the loads and prefetch select chose */
     const char *more = arena_printf(g->c->arena, "%s%s%s", S > 1 ? arena_printf(g->c->arena, "s%d", S) : "",
                                     ch->p[3] > 0 ? arena_printf(g->c->arena, "b%d", ch->p[3]) : "",
-                                    ch->p[4] > 0 ? arena_printf(g->c->arena, "p%d", ch->p[4]) : "");
+                                    ch->p[4] ? arena_printf(g->c->arena, "p%d", ch->p[4] > 0 ? ch->p[4] : 0) : "");
     return cg_kernel(g, j->n, &t, lin_suffix(g, j, "gemv", R, more));
+}
+
+/* The GEMMs' weight tile loader, LOAD_B(buf, kt): step kt's 32 columns of the
+ * block's weight rows (BN of each product) into Bs[buf] by cp.async, 16
+ * bytes per thread and chunk, zeros past N and K; one commit group per call.
+ * `guard`: steps past NK commit an empty group (the multi-stage pipeline). */
+static void mma_load_b(FILE *f, int chunks, bool guard)
+{
+    const char *in = guard ? "    " : "";
+    fprintf(f, "#define LOAD_B(buf, kt) \\\n%s", guard ? "    if ((kt) < NK) \\\n" : "");
+    fprintf(f,
+            "%s    for (int c = 0; c < %d; c++) { \\\n"
+            "%s        const int fi = tid + c * 256, r = fi >> 2, col = (fi & 3) * 8, gk = (kt) * 32 + col; \\\n"
+            "%s        const int q = r / BN, nn = n0 + r %% BN; \\\n"
+            "%s        const bool ok = nn < N && gk < K; \\\n"
+            "%s        cp_async16(&Bs[buf][r][col], Wv[q] + (ok ? (size_t)nn * K + gk : 0), ok ? 16 : 0); \\\n"
+            "%s    } \\\n"
+            "    cp_async_commit();\n",
+            in, chunks, in, in, in, in, in);
+}
+
+/* MMA(acc, a, b): acc[4] += a (16 x 16, 4 registers) * b (16 x 8, 2), f32 sums. */
+static void mma_define(FILE *f, const char *ty)
+{
+    fprintf(f,
+            "#define MMA(acc, a, b) \\\n"
+            "    asm volatile(\"mma.sync.aligned.m16n8k16.row.col.f32.%s.%s.f32 {%%0,%%1,%%2,%%3}, \" \\\n"
+            "                 \"{%%4,%%5,%%6,%%7}, {%%8,%%9}, {%%0,%%1,%%2,%%3};\\n\" \\\n"
+            "                 : \"+f\"(acc[0]), \"+f\"(acc[1]), \"+f\"(acc[2]), \"+f\"(acc[3]) \\\n"
+            "                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]))\n",
+            ty, ty);
 }
 
 /* Tensor-core GEMM, C[M,N] = A[M,K] W[N,K]^T: a BM x 128 tile per block of 8
@@ -498,7 +530,7 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
     fprintf(f, "    enum { K = %lld, BM = %d, NW = %d, BN = 128 / NW, SPLIT = %d, MT = BM / 32, AV = BM / 32, NK = (K + 31) / 32 };\n"
                "    enum { KS = %d, KC = (NK + KS - 1) / KS, CNT = %lld };   // K splits, steps of 32 per split, counters\n",
             (long long)j->K, BM, j->nw, split, ks, (long long)g->counters);
-    lin_pick_part(f, j, "u16", 128 / j->nw);
+    lin_pick_part(f, j, "u16", 128 / j->nw, 'x');
     fprintf(f,
             "    const int M = st->T, r0 = st->row0, m0 = blockIdx.y * BM, n0 = bx * BN;\n"
             "    if (m0 >= M) return;\n"
@@ -533,20 +565,11 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
             "            *(uint2 *)&Al[buf][r][col] = make_uint2(pack_%s(ar[c].x - h0.x, ar[c].y - h0.y), \\\n"
             "                                                    pack_%s(ar[c].z - h1.x, ar[c].w - h1.y)); \\\n"
             "        } \\\n"
-            "    }\n"
-            "#define LOAD_B(buf, kt) \\\n"
-            "    for (int c = 0; c < 2; c++) { \\\n"
-            "        const int fi = tid + c * 256, r = fi >> 2, col = (fi & 3) * 8, gk = (kt) * 32 + col; \\\n"
-            "        const int q = r / BN, nn = n0 + r %% BN; \\\n"
-            "        const bool ok = nn < N && gk < K; \\\n"
-            "        cp_async16(&Bs[buf][r][col], Wv[q] + (ok ? (size_t)nn * K + gk : 0), ok ? 16 : 0); \\\n"
-            "    } \\\n"
-            "    cp_async_commit();\n"
-            "#define MMA(acc, a, b) \\\n"
-            "    asm volatile(\"mma.sync.aligned.m16n8k16.row.col.f32.%s.%s.f32 {%%0,%%1,%%2,%%3}, \" \\\n"
-            "                 \"{%%4,%%5,%%6,%%7}, {%%8,%%9}, {%%0,%%1,%%2,%%3};\\n\" \\\n"
-            "                 : \"+f\"(acc[0]), \"+f\"(acc[1]), \"+f\"(acc[2]), \"+f\"(acc[3]) \\\n"
-            "                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]))\n"
+            "    }\n",
+            ty, ty, ty, ty, ty, ty);
+    mma_load_b(f, 2, false);
+    mma_define(f, ty);
+    fprintf(f,
             "    const int k0 = blockIdx.z * KC, k1 = min((int)NK, k0 + KC);   // this block's steps of K\n"
             "    LOAD_A(k0);\n"
             "    STORE_A(0);\n"
@@ -569,14 +592,8 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
             "                if (SPLIT) ldsm_x4(al[i], &Al[cur][row][col]);\n"
             "            }\n"
             "#pragma unroll\n"
-            "            for (int c = 0; c < 4; c += 2) {   // two n tiles of 8 per ldmatrix.x4\n"
-            "                u32 r[4];\n"
-            "                ldsm_x4(r, &Bs[cur][wn * 32 + c * 8 + (lane & 7) + (lane >> 4) * 8][kk + ((lane >> 3) & 1) * 8]);\n"
-            "                b[c][0] = r[0];\n"
-            "                b[c][1] = r[1];\n"
-            "                b[c + 1][0] = r[2];\n"
-            "                b[c + 1][1] = r[3];\n"
-            "            }\n"
+            "            for (int c = 0; c < 4; c += 2)   // two n tiles of 8 per ldmatrix.x4\n"
+            "                ldsm_x4_b2(b[c], b[c + 1], &Bs[cur][wn * 32 + c * 8 + (lane & 7) + (lane >> 4) * 8][kk + ((lane >> 3) & 1) * 8]);\n"
             "#pragma unroll\n"
             "            for (int i = 0; i < MT; i++)\n"
             "#pragma unroll\n"
@@ -594,8 +611,7 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
             "#undef LOAD_A\n"
             "#undef STORE_A\n"
             "#undef LOAD_B\n"
-            "#undef MMA\n",
-            ty, ty, ty, ty, ty, ty, ty, ty);
+            "#undef MMA\n");
     if (ks > 1)   /* each block's sums to its slot; the tile's last block adds them all up, in slot order */
         fprintf(f,
                 "    {\n"
@@ -678,6 +694,123 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
                                                                ks > 1 ? arena_printf(g->c->arena, "k%d", ks) : "")));
 }
 
+/* The wide tensor-core GEMM of long prompts (select: BN 256, f16
+ * activations as one term): a block computes 128 rows x 256 weight rows, 8
+ * warps of 64 x 64, so each ldmatrix feeds twice the MMAs of the 128-wide
+ * tile; the weights come through a cp.async pipeline of `wide_stages`
+ * steps of 32, the activations (f32) through registers one step ahead.
+ * blockIdx.x is the M tile: the blocks running at once share weight tiles,
+ * which past the L2's size would otherwise come from DRAM once per M tile.
+ * With two products (gate, up) a warp's 64 columns are 32 of each, so it
+ * holds both values of every output it writes. */
+static int wide_stages(const CudaGen *g)
+{
+    return g->sm == 80 || g->sm >= 90 ? 4 : 3;   /* sm_86/89 have 99 KB of shared memory per block */
+}
+
+static int wide_smem(const CudaGen *g)
+{
+    return (2 * 128 * 40 + wide_stages(g) * 256 * 40) * 2;
+}
+
+static const char *mma_wide_kernel(CudaGen *g, const LinJob *j)
+{
+    const char *ty = j->w[0]->dt == DT_BF16 ? "bf16" : "f16";
+    KText t;
+    FILE *f = cg_text(&t);
+    lin_signature(f, j, "u16", false, 1, false);
+    fprintf(f, "    enum { K = %lld, BM = 128, NW = %d, BN = 256 / NW, S = %d, NK = (K + 31) / 32, CW = 8 / NW };\n",
+            (long long)j->K, j->nw, wide_stages(g));
+    lin_pick_part(f, j, "u16", 256 / j->nw, 'y');
+    fprintf(f,
+            "    const int M = st->T, r0 = st->row0, m0 = blockIdx.x * BM, n0 = bx * BN;\n"
+            "    if (m0 >= M) return;\n"
+            "    extern __shared__ __align__(16) u16 smem[];\n"
+            "    typedef u16 ATile[BM][40];\n"
+            "    typedef u16 BTile[256][40];\n"
+            "    ATile *As = (ATile *)smem;                      // [2]\n"
+            "    BTile *Bs = (BTile *)(smem + 2 * BM * 40);     // [S]\n"
+            "    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;\n"
+            "    const int wm = warp >> 2, wn = warp & 3, gq = lane >> 2, cq = lane & 3;\n"
+            "    float acc[4][8][4];\n"
+            "#pragma unroll\n"
+            "    for (int i = 0; i < 4; i++)\n"
+            "#pragma unroll\n"
+            "        for (int c = 0; c < 8; c++)\n"
+            "#pragma unroll\n"
+            "            for (int e = 0; e < 4; e++) acc[i][c][e] = 0.f;\n"
+            "    float4 ar[4];\n"
+            "#define LOAD_A(kt) \\\n"
+            "    for (int c = 0; c < 4; c++) { \\\n"
+            "        const int fi = tid + c * 256, r = fi >> 3, col = (fi & 7) * 4, gk = (kt) * 32 + col; \\\n"
+            "        ar[c] = (m0 + r < M && gk < K) ? __ldg((const float4 *)(X + (size_t)(r0 + m0 + r) * K + gk)) \\\n"
+            "                                       : make_float4(0.f, 0.f, 0.f, 0.f); \\\n"
+            "    }\n"
+            "#define STORE_A(buf) \\\n"
+            "    for (int c = 0; c < 4; c++) { \\\n"
+            "        const int fi = tid + c * 256, r = fi >> 3, col = (fi & 7) * 4; \\\n"
+            "        *(uint2 *)&As[buf][r][col] = make_uint2(pack_%s(ar[c].x, ar[c].y), pack_%s(ar[c].z, ar[c].w)); \\\n"
+            "    }\n",
+            ty, ty);
+    mma_load_b(f, 4, true);
+    mma_define(f, ty);
+    fprintf(f,
+            "    // B row of the warp's n tile c: with NW = 2, tiles 0-3 are gate rows, 4-7 the same up rows\n"
+            "#define BROW(c) (((c) / CW) * BN + wn * (64 / NW) + ((c) %% CW) * 8)\n"
+            "#pragma unroll\n"
+            "    for (int s = 0; s < S - 1; s++) { LOAD_B(s, s); }\n"
+            "    LOAD_A(0);\n"
+            "    STORE_A(0);\n"
+            "    cp_async_wait<S - 2>();\n"
+            "    __syncthreads();\n"
+            "    for (int kt = 0; kt < NK; kt++) {\n"
+            "        const int ab = kt & 1, bb = kt %% S;\n"
+            "        if (kt + 1 < NK) LOAD_A(kt + 1);\n"
+            "        LOAD_B((kt + S - 1) %% S, kt + S - 1);\n"
+            "#pragma unroll\n"
+            "        for (int kk = 0; kk < 32; kk += 16) {\n"
+            "            u32 a[4][4], b[8][2];\n"
+            "#pragma unroll\n"
+            "            for (int i = 0; i < 4; i++)\n"
+            "                ldsm_x4(a[i], &As[ab][wm * 64 + i * 16 + (lane & 15)][kk + (lane >> 4) * 8]);\n"
+            "#pragma unroll\n"
+            "            for (int c = 0; c < 8; c += 2)   // two n tiles of 8 per ldmatrix.x4\n"
+            "                ldsm_x4_b2(b[c], b[c + 1], &Bs[bb][BROW(c) + (lane & 7) + (lane >> 4) * 8][kk + ((lane >> 3) & 1) * 8]);\n"
+            "#pragma unroll\n"
+            "            for (int i = 0; i < 4; i++)\n"
+            "#pragma unroll\n"
+            "                for (int c = 0; c < 8; c++) MMA(acc[i][c], a[i], b[c]);\n"
+            "        }\n"
+            "        if (kt + 1 < NK) STORE_A(ab ^ 1);\n"
+            "        cp_async_wait<S - 2>();\n"
+            "        __syncthreads();\n"
+            "    }\n"
+            "#undef LOAD_A\n"
+            "#undef STORE_A\n"
+            "#undef LOAD_B\n"
+            "#undef MMA\n"
+            "#undef BROW\n"
+            "#pragma unroll\n"
+            "    for (int mt = 0; mt < 4; mt++)\n"
+            "#pragma unroll\n"
+            "        for (int c = 0; c < CW; c++)\n"
+            "#pragma unroll\n"
+            "            for (int e = 0; e < 4; e++) {\n"
+            "                const int row = m0 + wm * 64 + mt * 16 + gq + (e >> 1) * 8;\n"
+            "                const int col = n0 + wn * (64 / NW) + c * 8 + 2 * cq + (e & 1);\n"
+            "                if (row < M && col < N) {\n"
+            "                    const size_t i = (size_t)(r0 + row) * N + col;\n"
+            "                    float v[NW];\n"
+            "#pragma unroll\n"
+            "                    for (int q = 0; q < NW; q++) v[q] = acc[mt][q * CW + c][e];\n"
+            "                    Y[i] = %s;\n"
+            "                }\n"
+            "            }\n"
+            "}\n",
+            lin_value(g, j));
+    return cg_kernel(g, j->n, &t, lin_suffix(g, j, "mmaw", 128, ""));
+}
+
 static bool emit_linear(CudaGen *g, Node *n)
 {
     if (n->lead)   /* its lead's launch computes it */
@@ -695,6 +828,11 @@ static bool emit_linear(CudaGen *g, Node *n)
             l = cg_launch(g, n, gemv_kernel(g, &j, ch), nargs, args, 256);
             set_grid(l, lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch)), 1, 1);
             l->grid_tok[1] = 4;
+        } else if (ch->p[1] == 256) {   /* blockIdx.x: the M tile, .y: the column block */
+            l = cg_launch(g, n, mma_wide_kernel(g, &j), nargs, args, 256);
+            l->smem = wide_smem(g);
+            set_grid(l, 1, lin_grid(&j, 256 / j.nw), 1);
+            l->grid_tok[0] = 128;
         } else {
             int ks = ir_mma_ksplit(ch), gx = lin_grid(&j, 128 / j.nw);
             if (ks > 1) {   /* the counters and each tile's KS partial sums, at the most M tiles */

@@ -127,8 +127,23 @@ DEV void ldsm_x4(u32 *r, const void *p)
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(a));
 }
+
+/* Two n tiles of 8 weight rows x 16 (the B operands of two m16n8k16) from
+ * one ldmatrix.x4: p is this lane's row (lane & 7) + (lane >> 4) * 8, at
+ * column ((lane >> 3) & 1) * 8. */
+DEV void ldsm_x4_b2(u32 *b0, u32 *b1, const void *p)
+{
+    u32 r[4];
+    ldsm_x4(r, p);
+    b0[0] = r[0];
+    b0[1] = r[1];
+    b1[0] = r[2];
+    b1[1] = r[3];
+}
 DEV void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 DEV void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
+// until at most N of this thread's cp.async groups are in flight
+template <int N> DEV void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // Programmatic dependent launch (sm_90): the runtime lets each kernel start
 // while the one before it finishes; pdl_wait() returns once that one is done

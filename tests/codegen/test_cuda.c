@@ -234,6 +234,12 @@ static void check_select(const Shape *s, DType dt)
                 assert_int_equal(n->choice[1].p[0], 32);   /* flat GEMM tile for small M */
                 assert_int_equal(n->choice[1].p[4], 1);    /* activations as hi + lo */
                 check_ksplit(&b, n);
+                /* from T = 512: f16 as one term in 128 x 256 tiles, bf16 hi + lo in 128 x 128 */
+                const KernelChoice *last = &n->choice[n->nchoice - 1];
+                assert_int_equal(last->min_T, 512);
+                assert_int_equal(last->p[0], 128);
+                assert_int_equal(last->p[1], dt == DT_F16 ? 256 : 128);
+                assert_int_equal(last->p[4], dt == DT_F16 ? 0 : 1);
             }
         } else {
             assert_int_equal(n->choice[0].family, KF_ATTN_SPLIT);
@@ -252,8 +258,65 @@ static void test_select(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
         check_select(&shapes[i], DT_F16);
+        check_select(&shapes[i], DT_BF16);
         check_select(&shapes[i], DT_F32);
     }
+}
+
+/* MODELC_GEMV_PREFETCH_KB, the decode GEMVs' L2 budget for tuning runs: 0 turns the prefetch off
+ * (select says "prefetch=none", the kernels prefetch no line), a smaller budget never prefetches
+ * more than the default, and a malformed value keeps the default. */
+static int gemv_prefetch_lines(const Build *b, int64_t *sum, int *none)
+{
+    int gemvs = 0;
+    *sum = 0;
+    *none = 0;
+    for (int i = 0; i < b->comp.graph->n; i++) {
+        const Node *n = b->comp.graph->nodes[i];
+        if (n->nchoice && n->choice[0].family == KF_GEMV && n->choice[0].p[1]) {
+            gemvs++;
+            *sum += n->choice[0].p[4] > 0 ? n->choice[0].p[4] : 0;
+            *none += n->choice[0].p[4] < 0;
+        }
+    }
+    return gemvs;
+}
+
+static void test_gemv_prefetch_knob(void **state)
+{
+    (void)state;
+    const char *vals[] = {NULL, "0", "1024", "bogus", "-5"};
+    int64_t sums[5];
+    for (int v = 0; v < 5; v++) {
+        if (vals[v])
+            setenv("MODELC_GEMV_PREFETCH_KB", vals[v], 1);
+        else
+            unsetenv("MODELC_GEMV_PREFETCH_KB");
+        Build b;
+        build(&b, &shapes[2], DT_F16, 90);
+        int none, gemvs = gemv_prefetch_lines(&b, &sums[v], &none);
+        assert_true(gemvs > 0);
+        const char *src = cuda_source(b.m);
+        if (v == 1) {   /* none: every GEMV's PF is 0 */
+            assert_int_equal(none, gemvs);
+            assert_int_equal(sums[v], 0);
+            int pf = 0, pf0 = 0;
+            for (const char *at = src; (at = strstr(at, "PF = ")); at++)
+                pf++;
+            for (const char *at = src; (at = strstr(at, "PF = 0 }")); at++)
+                pf0++;
+            assert_true(pf > 0);
+            assert_int_equal(pf0, pf);
+        } else if (v != 2) {   /* 1 MB leaves less than a line a row for the largest launches: none there */
+            assert_int_equal(none, 0);
+            assert_null(strstr(src, "PF = 0 }"));
+        }
+        build_free(&b);
+    }
+    unsetenv("MODELC_GEMV_PREFETCH_KB");
+    assert_true(sums[2] > 0 && sums[2] < sums[0]);   /* 1 MB: fewer lines than 8 MB, but some */
+    assert_int_equal(sums[3], sums[0]);              /* malformed: the default */
+    assert_int_equal(sums[4], sums[0]);
 }
 
 /* ---- pass epilogue ------------------------------------------------------------- */
@@ -416,6 +479,38 @@ static void check_program(const Shape *s, DType dt)
     }
     if (strstr(s->name, "llama") && dt != DT_F32)
         assert_true(ksplits > 0);
+    /* from T = 512, f16 linears run the wide GEMM: blockIdx.x the M tile of 128 rows, .y the block of
+       256 weight rows (128 of each of gate and up), 102,400 bytes of shared memory on sm_90 (a
+       four-stage pipeline); never bf16, which keeps hi + lo in 128 x 128 tiles */
+    int wides = 0;
+    for (int l = 0; l < p->nlaunch; l++) {
+        const RtLaunch *L = &p->launch[l];
+        if (!strstr(L->kernel, "_mmaw128"))
+            continue;
+        wides++;
+        assert_int_equal(dt, DT_F16);
+        assert_true(L->min_T == 512 && L->max_T == 0);
+        assert_true(L->grid[0] == 1 && L->grid_tok[0] == 128 && L->grid_tok[1] == 0 && L->grid[2] == 1);
+        assert_int_equal(L->block, 256);
+        assert_int_equal(L->smem, (2 * 128 * 40 + 4 * 256 * 40) * 2);
+        /* column blocks: a group (q, k, v) takes 256 rows of each part in turn; gate and up (two
+           weights) 128 rows of each, the same rows */
+        int64_t nweights = 0, blocks = 0, group = strstr(L->kernel, "_group_") != NULL;
+        for (int a = 0; a < L->nargs; a++)
+            if (p->bufs[L->args[a]].kind == RB_WEIGHT) {
+                nweights++;
+                blocks += group ? (p->bufs[L->args[a]].shape[0] + 255) / 256 : 0;
+            }
+        for (int a = 0; !group && a < L->nargs; a++)
+            if (p->bufs[L->args[a]].kind == RB_WEIGHT) {
+                blocks = (p->bufs[L->args[a]].shape[0] + 256 / nweights - 1) / (256 / nweights);
+                break;
+            }
+        assert_true(nweights == 1 || nweights == 2 || group);
+        assert_int_equal(L->grid[1], blocks);
+    }
+    if (dt == DT_F16 && strstr(s->name, "llama"))
+        assert_true(wides > 0);
     /* the logits' launches after the last attention run on the last row alone */
     assert_true(p->launch[p->nlaunch - 1].tail);
     assert_non_null(strstr(src, "// IR node: %"));
@@ -427,6 +522,7 @@ static void test_program(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        check_program(&shapes[i], DT_F16);
         check_program(&shapes[i], DT_BF16);
         check_program(&shapes[i], DT_F32);
     }
@@ -598,6 +694,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_target),
         cmocka_unit_test(test_select),
+        cmocka_unit_test(test_gemv_prefetch_knob),
         cmocka_unit_test(test_epilogue),
         cmocka_unit_test(test_select_cpu_is_untouched),
         cmocka_unit_test(test_program),
