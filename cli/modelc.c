@@ -692,11 +692,11 @@ static bool write_cuda_entry(const char *dir, const char *plan, const RtProgram 
                        "    .balign 8\n"
                        "    .global %s\n"
                        "    .type %s, @object\n"
-                       "    .size %s, 56\n"   /* RtEmbedded: plan, plan_len, kernels, nkernels, info, cubin, cubin_len */
+                       "    .size %s, %zu\n"   /* RtEmbedded: plan, plan_len, kernels, nkernels, info, cubin, cubin_len */
                        "%s: .quad modelc_plan, modelc_plan_end - modelc_plan - 1, 0, 0, modelc_info, modelc_cubin, "
                        "modelc_cubin_end - modelc_cubin\n"
                        "    .section .note.GNU-stack,\"\",@progbits\n",
-                       dir, dir, dir, sym, sym, sym, sym) < 0) {
+                       dir, dir, dir, sym, sym, sym, sizeof(RtEmbedded), sym) < 0) {
         diag_error_nopos(d, "out of memory");
         return false;
     }

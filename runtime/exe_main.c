@@ -1,8 +1,8 @@
 /* runtime/exe_main.c — what a `modelc build` executable runs: its main()
  * (generated beside the kernels) calls rt_exe_main with the embedded plan
  * and kernels, or, built for CUDA, rt_exe_main_cuda with the plan and the
- * cubin.  It takes
- * the same run options as `modelc run` and needs neither LLVM nor NVRTC. */
+ * cubin.  It takes the same run options as `modelc run` and needs neither
+ * LLVM nor NVRTC. */
 #include <stdio.h>
 #include <string.h>
 

@@ -140,6 +140,7 @@ DEV void ldsm_x4_b2(u32 *b0, u32 *b1, const void *p)
     b1[0] = r[2];
     b1[1] = r[3];
 }
+
 DEV void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 DEV void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
 // until at most N of this thread's cp.async groups are in flight

@@ -495,19 +495,16 @@ static void check_program(const Shape *s, DType dt)
         assert_int_equal(L->smem, (2 * 128 * 40 + 4 * 256 * 40) * 2);
         /* column blocks: a group (q, k, v) takes 256 rows of each part in turn; gate and up (two
            weights) 128 rows of each, the same rows */
-        int64_t nweights = 0, blocks = 0, group = strstr(L->kernel, "_group_") != NULL;
+        bool group = strstr(L->kernel, "_group_") != NULL;
+        int64_t nweights = 0, group_blocks = 0, rows = 0;
         for (int a = 0; a < L->nargs; a++)
             if (p->bufs[L->args[a]].kind == RB_WEIGHT) {
-                nweights++;
-                blocks += group ? (p->bufs[L->args[a]].shape[0] + 255) / 256 : 0;
-            }
-        for (int a = 0; !group && a < L->nargs; a++)
-            if (p->bufs[L->args[a]].kind == RB_WEIGHT) {
-                blocks = (p->bufs[L->args[a]].shape[0] + 256 / nweights - 1) / (256 / nweights);
-                break;
+                rows = nweights++ ? rows : p->bufs[L->args[a]].shape[0];
+                group_blocks += (p->bufs[L->args[a]].shape[0] + 255) / 256;
             }
         assert_true(nweights == 1 || nweights == 2 || group);
-        assert_int_equal(L->grid[1], blocks);
+        int64_t per = group ? 256 : 256 / nweights;
+        assert_int_equal(L->grid[1], group ? group_blocks : (rows + per - 1) / per);
     }
     if (dt == DT_F16 && strstr(s->name, "llama"))
         assert_true(wides > 0);
