@@ -121,7 +121,8 @@ void ir_print_node(const Node *n, FILE *f)
 
 const char *ir_kernel_family_name(KernelFamily f)
 {
-    static const char *const names[] = {"gemv", "mma", "attn_split", "attn_rows", "attn_mma", "norm_rows", "norm_in_gemv"};
+    static const char *const names[] = {"gemv", "mma", "attn_split", "attn_rows", "attn_mma", "norm_rows", "norm_in_gemv",
+                                         "wgmma"};
     return (unsigned)f < sizeof names / sizeof *names ? names[f] : "?";
 }
 
@@ -149,9 +150,16 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
         if (k->p[5] > 1)
             fprintf(f, " k-split=%d", k->p[5]);
         break;
+    case KF_WGMMA:
+        fprintf(f, " m64n%dk16 tile=%dx%dx%d warpgroups=%d stages=%d", k->p[1], k->p[0], k->p[1], k->p[2], k->p[3], k->p[4]);
+        break;
     case KF_ATTN_SPLIT: fprintf(f, " keys/piece>=%d pieces<=%d", k->p[0], k->p[1]); break;
     case KF_ATTN_ROWS: case KF_ATTN_MMA: case KF_NORM_ROWS: case KF_NORM_IN_GEMV: break;
     }
+    if (k->x_f16)
+        fputs(" x=f16", f);
+    if (k->y_f16)
+        fputs(" y=f16", f);
     if (k->why)
         fprintf(f, " -- %s", k->why);
 }

@@ -18,7 +18,9 @@
  *                         the tiles leave most SMs idle (split-K)
  *   linear, T >= 512, f16 wide tiles: 128 x 256, warps of 64 x 64, a 3-4
  *                         step cp.async pipeline for the weights; the blocks
- *                         running at once take the M tiles of a few weight tiles
+ *                         running at once take the M tiles of a few weight tiles;
+ *                         on sm_90 the same tiles on wgmma (two warpgroups of
+ *                         64 x 256, steps of 64, four weight stages)
  *
  * The tensor cores take 16-bit operands; activations are f32.  Rounding them
  * to bf16 (8 bits) costs about 1e-2 relative error in the logits of a 16-layer
@@ -39,6 +41,7 @@
  * GEMV kernel runs every step size, four tokens per block row.  On the CPU
  * target this pass changes nothing (its kernels have one shape). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "passes/passes.h"
 
@@ -207,6 +210,10 @@ static int gemv_prefetch(const Node *n, int64_t blocks, int rows, int nw, int sp
     return fit < 1 ? -1 : (int)(fit < 128 ? fit : 128);   /* -1: none */
 }
 
+/* Steps of 64 columns of weights in the wgmma GEMM's shared memory: 4 x 32 KB, with the
+ * activations' 3 x 16 KB, of the 227 KB a block of sm_90 may have. */
+enum { WGMMA_STAGES = 4, WGMMA_MIN_T = 512 };
+
 static void select_linear(Compilation *c, Node *n, int sms)
 {
     const Node *w = n->src[1];
@@ -248,6 +255,15 @@ static void select_linear(Compilation *c, Node *n, int sms)
                           .why = one ? "long prompt: compute-bound, so f16 activations as one term; 128 x 256 tiles, "
                                        "warps of 64 x 64, M tiles side by side sharing weight tiles"
                                      : "long prompt: 4+ M tiles per N tile fill the SMs"};
+    /* sm_90a: the same tiles on the warpgroup MMA (wgmma), which reads both operands from shared
+       memory and runs while the warps load the next step: mma.sync with one block of 8 warps per
+       SM kept the tensor pipe 35% busy (Nsight Compute, bench/RESULTS.md, 2026-12-06) */
+    if (one && (c->env->sm ? c->env->sm : 90) == 90)
+        k[4] = (KernelChoice){.family = KF_WGMMA, .min_T = WGMMA_MIN_T, .p = {128, 256, 64, 2, WGMMA_STAGES},
+                              .why = "long prompt: compute-bound, so f16 activations as one term; 128 x 256 tiles, a "
+                                     "warpgroup MMA per 64 rows from 128-byte-swizzled shared memory, one step in "
+                                     "flight, weights through a cp.async pipeline, M tiles side by side sharing "
+                                     "weight tiles"};
     for (int i = 1; i < 4; i++) {
         k[i].p[5] = mma_ksplit(c->graph, n, k[i].p[0], k[i].min_T, k[i].max_T, sms);
         k[i].why = ksplit_why(c, n, &k[i], k[i].why, sms);
@@ -316,6 +332,98 @@ static void select_norm(Compilation *c, Node *r)
     }
 }
 
+/* ---- f16 activations for the wgmma GEMMs ------------------------------------------ */
+
+/* The launch whose last variant reads `n` as its x, if `n` is a linear's x:
+ * the linear itself or its group's lead. */
+static const Node *x_reader(const Node *m, const Node *n)
+{
+    if ((m->op != OP_LINEAR && m->op != OP_LINEAR_EW) || m->src[0] != n)
+        return NULL;
+    for (int k = 1; k < m->nsrc; k++)
+        if (m->src[k] == n)
+            return NULL;
+    return m->lead ? m->lead : m;
+}
+
+static bool wgmma_last(const Node *l)
+{
+    return l->nchoice > 0 && l->choice[l->nchoice - 1].family == KF_WGMMA && l->choice[l->nchoice - 1].min_T == WGMMA_MIN_T;
+}
+
+/* Whether every reader of n (through views) is a linear's x whose launch ends
+ * in a wgmma variant; marks those variants' x f16 when `mark`. */
+static bool only_wgmma_readers(Graph *g, const Node *n, bool mark)
+{
+    int readers = 0;
+    for (int i = n->id + 1; i < g->n; i++) {
+        Node *m = g->nodes[i];
+        bool reads = false;
+        for (int k = 0; k < m->nsrc; k++)
+            reads |= m->src[k] == n;
+        if (!reads)
+            continue;
+        if (ir_ops[m->op].flags & OPF_VIEW) {
+            if (m->output || m->src[0] != n || !only_wgmma_readers(g, m, mark))
+                return false;
+            readers++;
+            continue;
+        }
+        const Node *l = x_reader(m, n);
+        if (!l || !wgmma_last(l))
+            return false;
+        if (mark)
+            ((Node *)l)->choice[l->nchoice - 1].x_f16 = true;
+        readers++;
+    }
+    return readers > 0;
+}
+
+/* The variant of producer p that runs from WGMMA_MIN_T on, split off its last
+ * one if that starts earlier; NULL if p has none that could write f16. */
+static KernelChoice *producer_tail(Compilation *c, Node *p)
+{
+    if (p->nchoice == 0 || p->output)
+        return NULL;
+    KernelChoice *last = &p->choice[p->nchoice - 1];
+    bool fits = (p->op == OP_RMS_NORM && last->family == KF_NORM_ROWS) ||
+                (p->op == OP_ATTENTION && last->family == KF_ATTN_MMA) ||
+                (p->op == OP_LINEAR_EW && last->family == KF_WGMMA);
+    if (!fits || last->max_T != 0 || last->min_T > WGMMA_MIN_T)
+        return NULL;
+    if (last->min_T < WGMMA_MIN_T) {
+        KernelChoice *k = arena_alloc(c->arena, (size_t)(p->nchoice + 1) * sizeof *k);
+        memcpy(k, p->choice, (size_t)p->nchoice * sizeof *k);
+        k[p->nchoice] = k[p->nchoice - 1];
+        k[p->nchoice - 1].max_T = WGMMA_MIN_T - 1;
+        k[p->nchoice].min_T = WGMMA_MIN_T;
+        p->choice = k;
+        last = &k[p->nchoice++];
+    }
+    return last;
+}
+
+/* A wgmma GEMM reads its activations as f16 by cp.async, like its weights,
+ * where whatever writes them can write f16 instead of f32 (a norm, the
+ * prefill attention, the gate+up GEMM) and nothing else reads them: half the
+ * bytes through the L2 and no registers staging them.  The rounding is the
+ * one the f32 -> f16 load did. */
+static void select_half_x(Compilation *c)
+{
+    Graph *g = c->graph;
+    for (int i = 0; i < g->n; i++) {
+        Node *p = g->nodes[i];
+        if ((p->op != OP_RMS_NORM && p->op != OP_ATTENTION && p->op != OP_LINEAR_EW) || p->dt != DT_F32 ||
+            !only_wgmma_readers(g, p, false))
+            continue;
+        KernelChoice *k = producer_tail(c, p);
+        if (!k)
+            continue;
+        k->y_f16 = true;
+        only_wgmma_readers(g, p, true);
+    }
+}
+
 bool pass_select_kernels(Compilation *c)
 {
     if (c->env->target != RT_TARGET_CUDA)
@@ -332,5 +440,6 @@ bool pass_select_kernels(Compilation *c)
     for (int i = 0; i < g->n; i++)
         if (g->nodes[i]->op == OP_RMS_NORM)
             select_norm(c, g->nodes[i]);
+    select_half_x(c);
     return true;
 }

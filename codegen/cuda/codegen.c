@@ -24,7 +24,7 @@ bool cuda_parse_target(const char *s, int *sm)
         return false;
     char *end;
     long v = strtol(s + 8, &end, 10);
-    if (*end == 'a')   /* sm_90a: the same kernels (no wgmma yet) */
+    if (*end == 'a')   /* sm_90a: sm_90 compiles for it anyway (nvrtc.c) */
         end++;
     if (*end || v < 80 || v > 200)
         return false;
@@ -186,6 +186,8 @@ bool cuda_codegen(Compilation *c, const CudaOptions *o, CudaModule **out)
     fprintf(f, "// modelc: model %s, CUDA C for sm_%d, %d kernels for %d launches\n", p->model, m->sm, g.nk,
             p->nlaunch);
     fputs(cuda_prelude, f);
+    if (g.wgmma)
+        cg_wgmma_helpers(f);
     for (int i = 0; i < g.nk; i++) {
         fputs("\n// IR node: ", f);
         for (const char *cc = g.k[i].comment; *cc; cc++) {

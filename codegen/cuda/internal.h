@@ -24,6 +24,7 @@ typedef struct CudaGen {
                                   results, shared by every such launch (-1: none yet); zeroed at
                                   allocation, and each counter is back at 0 when its launch ends */
     int64_t scratch_const;
+    bool wgmma;                /* a kernel uses the wgmma helpers (cg_wgmma_helpers) */
     int64_t counters;          /* counter slots before the partial results: 4 per head of the widest
                                   attention, or one per output tile of a K-split GEMM, whichever is more */
 } CudaGen;
@@ -47,6 +48,7 @@ int cg_scratch(CudaGen *g, int64_t floats);
 
 /* kernels.c: emit the kernels and launches of one node. */
 bool cuda_emit_node(CudaGen *g, Node *n);
+void cg_wgmma_helpers(FILE *f);
 extern const char cuda_prelude[];
 
 /* nvrtc.c */

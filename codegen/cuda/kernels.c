@@ -101,13 +101,10 @@ static bool emit_embedding(CudaGen *g, Node *n)
     return true;
 }
 
-static bool emit_rms_norm(CudaGen *g, Node *n)
+/* half: the rows stored as f16 (select: y_f16, for a wgmma GEMM) */
+static const char *rms_norm_kernel(CudaGen *g, const Node *n, const WType *w, const Rows *r, bool half)
 {
-    WType w;
-    if (!weight_type(g, n->src[1], &w))
-        return false;
     int64_t D = n->shape[n->rank - 1];
-    Rows r = rows_of(g, n, D);
     KText t;
     FILE *f = cg_text(&t);
     fprintf(f,
@@ -122,18 +119,27 @@ static bool emit_rms_norm(CudaGen *g, Node *n)
             "    ss = block_sum(ss, sh);\n"
             "    const float inv = 1.0f / sqrtf(ss / %lld.0f + %.9ef);\n"
             "    for (int d = threadIdx.x; d < %lld; d += 256)\n"
-            "        Y[row * %lld + d] = x[d] * inv * ldw_%s(W, d);\n"
+            "        %s[row * %lld + d] = %sx[d] * inv * ldw_%s(W, d)%s;\n"
             "}\n",
-            w.c, r.skip, r.first, (long long)D, (long long)D, (long long)D, n->a.eps, (long long)D, (long long)D, w.sfx);
-    const char *k = cg_kernel(g, n, &t, "");
+            w->c, r->skip, r->first, (long long)D, (long long)D, (long long)D, n->a.eps, (long long)D,
+            half ? "((u16 *)Y)" : "Y", (long long)D, half ? "f2h(" : "", w->sfx, half ? ")" : "");
+    return cg_kernel(g, n, &t, half ? "_h" : "");
+}
+
+static bool emit_rms_norm(CudaGen *g, Node *n)
+{
+    WType w;
+    if (!weight_type(g, n->src[1], &w))
+        return false;
+    Rows r = rows_of(g, n, n->shape[n->rank - 1]);
     int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n)};
     if (!n->nchoice) {
-        rows_grid(cg_launch(g, n, k, 3, args, 256), &r);
+        rows_grid(cg_launch(g, n, rms_norm_kernel(g, n, &w, &r, false), 3, args, 256), &r);
         return true;
     }
     for (int i = 0; i < n->nchoice; i++)   /* select folded it into its reader's GEMVs: launch it for the rest */
         if (n->choice[i].family == KF_NORM_ROWS) {
-            RtLaunch *l = cg_launch(g, n, k, 3, args, 256);
+            RtLaunch *l = cg_launch(g, n, rms_norm_kernel(g, n, &w, &r, n->choice[i].y_f16), 3, args, 256);
             rows_grid(l, &r);
             l->min_T = n->choice[i].min_T;
             l->max_T = n->choice[i].max_T;
@@ -811,6 +817,183 @@ static const char *mma_wide_kernel(CudaGen *g, const LinJob *j)
     return cg_kernel(g, j->n, &t, lin_suffix(g, j, "mmaw", 128, ""));
 }
 
+/* The wide GEMM on sm_90a's warpgroup MMA (select: KF_WGMMA): the same 128 x
+ * 256 tile, computed by two warpgroups of 64 rows x 256 columns, each step of
+ * 64 columns of K one wgmma.m64n256k16 per 16, both operands read from shared
+ * memory in the 128-byte swizzle (row r's 16-byte chunk c at chunk c ^ (r &
+ * 7) of its 128-byte row; the tiles 1024-byte aligned).  A warpgroup keeps
+ * one step's MMAs in flight while it issues the next step's, so a tile of
+ * shared memory is refilled two steps after the MMAs that read it: the
+ * weights through S stages of cp.async (S - 2 steps ahead).  Activations
+ * written as f16 for it (select: x_f16) come the same way, in the same
+ * stages; f32 ones are loaded for the next step and stored as f16 while the
+ * MMAs run, in three tiles of their own.  The accumulators are the wgmma's
+ * fragment: thread (warp w of its warpgroup, lane) holds, for each 8 columns
+ * j, rows 16 w + lane / 4 (+ 8) and columns 8 j + 2 (lane % 4) (+ 1). */
+static int wgmma_smem(const KernelChoice *ch)
+{
+    int a_tiles = ch->x_f16 ? ch->p[4] : 3;
+    return (a_tiles * ch->p[0] + ch->p[4] * ch->p[1]) * 128 + 1024;   /* + 1024: aligning the tiles */
+}
+
+static const char *wgmma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *ch)
+{
+    IR_ASSERT(ch->p[0] == 128 && ch->p[1] == 256 && ch->p[2] == 64 && ch->p[3] == 2 && ch->p[4] >= 3);
+    bool xh = ch->x_f16;
+    g->wgmma = true;
+    KText t;
+    FILE *f = cg_text(&t);
+    lin_signature(f, j, "u16", false, 1, false);
+    fprintf(f, "    enum { K = %lld, BM = 128, NW = %d, BN = 256 / NW, S = %d, NK = (K + 63) / 64, AT = %d };\n",
+            (long long)j->K, j->nw, ch->p[4], xh ? ch->p[4] : 3);
+    lin_pick_part(f, j, "u16", 256 / j->nw, 'y');
+    fprintf(f,
+            "    const int M = st->T, r0 = st->row0, m0 = blockIdx.x * BM, n0 = bx * BN;\n"
+            "    if (m0 >= M) return;\n"
+            "    extern __shared__ __align__(16) u16 smem[];\n"
+            "    const u32 sA = ((u32)__cvta_generic_to_shared(smem) + 1023u) & ~1023u;   // [AT][BM rows][128 B]\n"
+            "    const u32 sB = sA + AT * BM * 128;                                         // [S][256 rows][128 B]\n"
+            "    const int tid = threadIdx.x, wg = tid >> 7, wl = (tid >> 5) & 3, lane = tid & 31, gq = lane >> 2, cq = lane & 3;\n"
+            "    float acc[128];\n"
+            "#pragma unroll\n"
+            "    for (int i = 0; i < 128; i++) acc[i] = 0.f;\n"
+            "#define SWZ(r, c) ((r) * 128 + ((((c) ^ (r)) & 7) << 4))\n"
+            "#define LOAD_B(s, kt) \\\n"
+            "    if ((kt) < NK) \\\n"
+            "        for (int c = 0; c < 8; c++) { \\\n"
+            "            const int fi = tid + c * 256, r = fi >> 3, ch = fi & 7, gk = (kt) * 64 + ch * 8; \\\n"
+            "            const int q = r / BN, nn = n0 + r %% BN; \\\n"
+            "            const bool ok = nn < N && gk < K; \\\n"
+            "            cp_async16_s(sB + (s) * 256 * 128 + SWZ(r, ch), Wv[q] + (ok ? (size_t)nn * K + gk : 0), ok ? 16 : 0); \\\n"
+            "        }\n");
+    if (xh)
+        fprintf(f,
+                "    const u16 *const Xh = (const u16 *)X;   // f16 activations (select: x_f16)\n"
+                "#define LOAD_A(s, kt) \\\n"
+                "    if ((kt) < NK) \\\n"
+                "        for (int c = 0; c < 4; c++) { \\\n"
+                "            const int fi = tid + c * 256, r = fi >> 3, ch = fi & 7, gk = (kt) * 64 + ch * 8; \\\n"
+                "            const bool ok = m0 + r < M && gk < K; \\\n"
+                "            cp_async16_s(sA + (s) * BM * 128 + SWZ(r, ch), Xh + (ok ? (size_t)(r0 + m0 + r) * K + gk : 0), ok ? 16 : 0); \\\n"
+                "        }\n"
+                "#define LOAD(s, kt) LOAD_A(s, kt) LOAD_B(s, kt) cp_async_commit();\n"
+                "#pragma unroll\n"
+                "    for (int s = 0; s < S - 2; s++) { LOAD(s, s); }\n");
+    else
+        fprintf(f,
+                "    float4 ar[8];\n"
+                "#define LOAD_A(kt) \\\n"
+                "    for (int c = 0; c < 8; c++) { \\\n"
+                "        const int fi = tid + c * 256, r = fi >> 4, gk = (kt) * 64 + (fi & 15) * 4; \\\n"
+                "        ar[c] = (m0 + r < M && gk < K) ? __ldg((const float4 *)(X + (size_t)(r0 + m0 + r) * K + gk)) \\\n"
+                "                                       : make_float4(0.f, 0.f, 0.f, 0.f); \\\n"
+                "    }\n"
+                "#define STORE_A(buf) \\\n"
+                "    for (int c = 0; c < 8; c++) { \\\n"
+                "        const int fi = tid + c * 256, r = fi >> 4, q = fi & 15; \\\n"
+                "        st_shared_u2(sA + (buf) * BM * 128 + SWZ(r, q >> 1) + (q & 1) * 8, pack_f16(ar[c].x, ar[c].y), \\\n"
+                "                     pack_f16(ar[c].z, ar[c].w)); \\\n"
+                "    }\n"
+                "#define LOAD(s, kt) LOAD_B(s, kt) cp_async_commit();\n"
+                "#pragma unroll\n"
+                "    for (int s = 0; s < S - 2; s++) { LOAD(s, s); }\n"
+                "    LOAD_A(0);\n"
+                "    STORE_A(0);\n");
+    fprintf(f,
+            "    for (int kt = 0; kt < NK; kt++) {\n"
+            "        cp_async_wait<S - 3>();   // this thread's part of step kt's tiles is in\n"
+            "        fence_async_smem();       // its shared-memory writes, to the wgmma's (async) proxy\n"
+            "        __syncthreads();          // everyone's; and both warpgroups' MMAs of step kt - 2 are done\n"
+            "        const u32 a = sA + (kt %% AT) * BM * 128 + wg * 64 * 128, b = sB + (kt %% S) * 256 * 128;\n"
+            "        wg_fence();\n"
+            "#pragma unroll\n"
+            "        for (int k = 0; k < 4; k++) wg_mma_%s(acc, wg_desc(a + k * 32), wg_desc(b + k * 32));\n"
+            "        wg_commit();\n"
+            "        wg_wait<1>(acc);   // step kt - 1's MMAs are done, kt's run\n"
+            "        LOAD((kt + S - 2) %% S, kt + S - 2);   // into the stage step kt - 2 read\n",
+            j->w[0]->dt == DT_BF16 ? "bf16" : "f16");
+    if (!xh)
+        fprintf(f,
+                "        if (kt + 1 < NK) {\n"
+                "            LOAD_A(kt + 1);\n"
+                "            STORE_A((kt + 1) %% 3);\n"
+                "        }\n");
+    fprintf(f,
+            "    }\n"
+            "    wg_wait<0>(acc);\n"
+            "#undef SWZ\n"
+            "#undef LOAD_A\n"
+            "#undef LOAD_B\n"
+            "#undef LOAD\n"
+            "%s"
+            "    // with two products (gate, up) columns 0-127 are the first's rows n0.., 128-255 the second's\n"
+            "#pragma unroll\n"
+            "    for (int c = 0; c < 32 / NW; c++)\n"
+            "#pragma unroll\n"
+            "        for (int e = 0; e < 4; e++) {\n"
+            "            const int row = m0 + wg * 64 + wl * 16 + gq + (e >> 1) * 8, col = n0 + c * 8 + 2 * cq + (e & 1);\n"
+            "            if (row < M && col < N) {\n"
+            "                const size_t i = (size_t)(r0 + row) * N + col;\n"
+            "                float v[NW];\n"
+            "#pragma unroll\n"
+            "                for (int q = 0; q < NW; q++) v[q] = acc[(q * (32 / NW) + c) * 4 + e];\n"
+            "                %s = %s%s%s;\n"
+            "            }\n"
+            "        }\n"
+            "}\n",
+            xh ? "" : "#undef STORE_A\n", ch->y_f16 ? "((u16 *)Y)[i]" : "Y[i]", ch->y_f16 ? "f2h(" : "",
+            lin_value(g, j), ch->y_f16 ? ")" : "");
+    return cg_kernel(g, j->n, &t, lin_suffix(g, j, "wgmma", 128, arena_printf(g->c->arena, "%s%s", xh ? "x" : "",
+                                                                              ch->y_f16 ? "y" : "")));
+}
+
+/* The helpers of the wgmma kernels, after the prelude when a kernel uses them
+ * (sm_90a only).  wg_mma_T: acc[128] += A (64 x 16, descriptor a) * B (256 x
+ * 16, descriptor b)^T; wg_wait<N>: until at most N of this warpgroup's
+ * committed groups of MMAs run (the empty asm keeps the compiler from moving
+ * accumulator accesses across the wait). */
+void cg_wgmma_helpers(FILE *f)
+{
+    fputs("\n// ---- wgmma (sm_90a) ----\n"
+          "// a shared-memory matrix descriptor: K-major, 128-byte swizzle, groups of 8 rows 1024 bytes apart\n"
+          "DEV u64 wg_desc(u32 addr)\n"
+          "{\n"
+          "    return (u64)((addr & 0x3ffffu) >> 4) | (u64)1 << 16 | (u64)(1024 >> 4) << 32 | (u64)1 << 62;\n"
+          "}\n"
+          "DEV void wg_fence() { asm volatile(\"wgmma.fence.sync.aligned;\\n\" ::: \"memory\"); }\n"
+          "DEV void wg_commit() { asm volatile(\"wgmma.commit_group.sync.aligned;\\n\" ::: \"memory\"); }\n"
+          "DEV void fence_async_smem() { asm volatile(\"fence.proxy.async.shared::cta;\\n\" ::: \"memory\"); }\n"
+          "DEV void st_shared_u2(u32 addr, u32 x, u32 y)\n"
+          "{\n"
+          "    asm volatile(\"st.shared.v2.b32 [%0], {%1, %2};\\n\" ::\"r\"(addr), \"r\"(x), \"r\"(y) : \"memory\");\n"
+          "}\n"
+          "DEV void cp_async16_s(u32 addr, const void *gmem, int src_bytes)\n"
+          "{\n"
+          "    asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16, %2;\\n\" ::\"r\"(addr), \"l\"(gmem), \"r\"(src_bytes)\n"
+          "                 : \"memory\");\n"
+          "}\n"
+          "template <int N> DEV void wg_wait(float *d)\n"
+          "{\n"
+          "    asm volatile(\"wgmma.wait_group.sync.aligned %0;\\n\" ::\"n\"(N) : \"memory\");\n"
+          "#pragma unroll\n"
+          "    for (int i = 0; i < 128; i++) asm volatile(\"\" : \"+f\"(d[i])::\"memory\");\n"
+          "}\n",
+          f);
+    for (int t = 0; t < 2; t++) {
+        const char *ty = t ? "bf16" : "f16";
+        fprintf(f, "DEV void wg_mma_%s(float *d, u64 a, u64 b)\n{\n    asm volatile(\"{\\n.reg .pred p;\\nsetp.ne.b32 p, %%130, 0;\\n\"\n"
+                   "                 \"wgmma.mma_async.sync.aligned.m64n256k16.f32.%s.%s {\"\n                 \"",
+                ty, ty, ty);
+        for (int i = 0; i < 128; i++)
+            fprintf(f, "%%%d%s", i, i == 127 ? "},\"\n" : i % 16 == 15 ? ",\"\n                 \"" : ", ");
+        fprintf(f, "                 \" %%128, %%129, p, 1, 1, 0, 0;\\n}\\n\"\n                 : ");
+        for (int i = 0; i < 128; i++)
+            fprintf(f, "\"+f\"(d[%d])%s", i, i == 127 ? "\n" : i % 8 == 7 ? ",\n                   " : ", ");
+        fprintf(f, "                 : \"l\"(a), \"l\"(b), \"r\"(1));\n}\n");
+    }
+    fputs("// ---- end of wgmma ----\n", f);
+}
+
 static bool emit_linear(CudaGen *g, Node *n)
 {
     if (n->lead)   /* its lead's launch computes it */
@@ -828,6 +1011,11 @@ static bool emit_linear(CudaGen *g, Node *n)
             l = cg_launch(g, n, gemv_kernel(g, &j, ch), nargs, args, 256);
             set_grid(l, lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch)), 1, 1);
             l->grid_tok[1] = 4;
+        } else if (ch->family == KF_WGMMA) {   /* blockIdx.x: the M tile, .y: the column block */
+            l = cg_launch(g, n, wgmma_kernel(g, &j, ch), nargs, args, 256);
+            l->smem = wgmma_smem(ch);
+            set_grid(l, 1, lin_grid(&j, 256 / j.nw), 1);
+            l->grid_tok[0] = 128;
         } else if (ch->p[1] == 256) {   /* blockIdx.x: the M tile, .y: the column block */
             l = cg_launch(g, n, mma_wide_kernel(g, &j), nargs, args, 256);
             l->smem = wide_smem(g);
@@ -997,7 +1185,8 @@ static void prefill_head(CudaGen *g, FILE *f, const Node *n)
  * mma.sync m16n8k16 with f32 accumulators, the online softmax in registers
  * in base 2 (the scale folded into q with log2 e).  q, k, v and p are f16
  * operands, so select keeps the f32 tiles for short prompts. */
-static const char *attn_mma_kernel(CudaGen *g, const Node *n)
+/* half: the output stored as f16 (select: y_f16, for a wgmma GEMM) */
+static const char *attn_mma_kernel(CudaGen *g, const Node *n, bool half)
 {
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
     bool rope = n->a.attn.rope;
@@ -1120,13 +1309,15 @@ static const char *attn_mma_kernel(CudaGen *g, const Node *n)
             "#pragma unroll\n"
             "        for (int e = 0; e < 4; e++) {\n"
             "            const int t = tr[e >> 1];\n"
-            "            if (t < T) O[((size_t)t * HQ + h) * DH + i * 8 + 2 * cq + (e & 1)] = o[i][e] / l[e >> 1];\n"
+            "            const size_t at = ((size_t)t * HQ + h) * DH + i * 8 + 2 * cq + (e & 1);\n"
+            "            if (t < T) %s;\n"
             "        }\n"
             "}\n",
             (long long)hq, (long long)hkv, (long long)dh, ir_attention_scale(n) * 1.4426950408889634,
             rope ? "KNAME_rope(qr, d + c, (float)(pos0 + t0 + i))" : "qr[d + c]",
-            n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T", n->a.attn.causal ? "pos0 + tl + 1" : "pos0 + T");
-    return cg_kernel(g, n, &t, "_fa");
+            n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T", n->a.attn.causal ? "pos0 + tl + 1" : "pos0 + T",
+            half ? "((u16 *)O)[at] = f2h(o[i][e] / l[e >> 1])" : "O[at] = o[i][e] / l[e >> 1]");
+    return cg_kernel(g, n, &t, half ? "_fa_h" : "_fa");
 }
 
 /* Decode attention (T <= 4), split-KV: the context in up to SPLITS pieces of
@@ -1259,7 +1450,7 @@ static bool emit_attention(CudaGen *g, Node *n)
             g->t.launch[store].min_T = ch->max_T + 1;   /* the split kernel stores the step's keys itself */
         } else if (ch->family == KF_ATTN_MMA) {
             int aargs[] = {cg_buf(g, n->src[0]), kc, vc, cg_buf(g, n)};
-            l = cg_launch(g, n, attn_mma_kernel(g, n), 4, aargs, 128);
+            l = cg_launch(g, n, attn_mma_kernel(g, n, ch->y_f16), 4, aargs, 128);
             set_grid(l, 1, (int)hq, 1);
             l->grid_tok[0] = 64;
             l->min_T = ch->min_T;

@@ -184,6 +184,13 @@ static const char *keep_source(const char *src, const char *model)
     return path;
 }
 
+/* sm_90 compiles for sm_90a, the H100's and H200's own instructions (wgmma):
+ * the cubin runs on sm_90 devices alone, which is what the target names. */
+static const char *arch_suffix(int sm)
+{
+    return sm == 90 ? "a" : "";
+}
+
 static bool nvrtc_run(const char *src, const char *model, int sm, bool ptx, char **out, size_t *len, Diags *d)
 {
     if (!nvrtc_load()) {
@@ -191,7 +198,7 @@ static bool nvrtc_run(const char *src, const char *model, int sm, bool ptx, char
         return false;
     }
     char arch[64];
-    snprintf(arch, sizeof arch, "--gpu-architecture=%s_%d", ptx ? "compute" : "sm", sm);
+    snprintf(arch, sizeof arch, "--gpu-architecture=%s_%d%s", ptx ? "compute" : "sm", sm, arch_suffix(sm));
     const char *opts[] = {arch, "-std=c++17", "-lineinfo", "--restrict"};
     int nopts = sizeof opts / sizeof *opts;
     nvrtcProgram prog = NULL;
@@ -256,7 +263,7 @@ bool cuda_nvrtc_cubin(const char *src, const char *model, int sm, const char *ca
         return false;
     }
     char opts[64];
-    snprintf(opts, sizeof opts, "sm_%d -std=c++17 -lineinfo --restrict, in /", sm);   /* see nvrtc_run */
+    snprintf(opts, sizeof opts, "sm_%d%s -std=c++17 -lineinfo --restrict, in /", sm, arch_suffix(sm));   /* see nvrtc_run */
     char *dir = cache_dir ? (*cache_dir ? strdup(cache_dir) : NULL) : default_cache_dir();
     char *path = dir ? cache_path(dir, src, opts) : NULL;
     if (path && (*cubin = read_file(path, len))) {

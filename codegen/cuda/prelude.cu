@@ -14,6 +14,7 @@ struct RtGpuStep {
 #define NEG_INF __int_as_float(0xff800000)
 
 DEV float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+DEV u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
 DEV float b2f(u16 h) { return __uint_as_float((u32)h << 16); }
 // two floats to one word of two halves / bfloat16s, lo in the low 16 bits
 DEV u32 pack_f16(float lo, float hi) { u32 r; asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }

@@ -234,18 +234,32 @@ static void check_select(const Shape *s, DType dt)
                 assert_int_equal(n->choice[1].p[0], 32);   /* flat GEMM tile for small M */
                 assert_int_equal(n->choice[1].p[4], 1);    /* activations as hi + lo */
                 check_ksplit(&b, n);
-                /* from T = 512: f16 as one term in 128 x 256 tiles, bf16 hi + lo in 128 x 128 */
+                /* from T = 512: f16 as one term in 128 x 256 tiles (on sm_90 by wgmma: two warpgroups,
+                   steps of 64, four weight stages), bf16 hi + lo in 128 x 128 */
                 const KernelChoice *last = &n->choice[n->nchoice - 1];
                 assert_int_equal(last->min_T, 512);
                 assert_int_equal(last->p[0], 128);
                 assert_int_equal(last->p[1], dt == DT_F16 ? 256 : 128);
-                assert_int_equal(last->p[4], dt == DT_F16 ? 0 : 1);
+                if (dt == DT_F16) {
+                    assert_int_equal(last->family, KF_WGMMA);
+                    assert_true(last->p[2] == 64 && last->p[3] == 2 && last->p[4] == 4);
+                } else {
+                    assert_int_equal(last->family, KF_MMA);
+                    assert_int_equal(last->p[4], 1);
+                }
             }
         } else {
             assert_int_equal(n->choice[0].family, KF_ATTN_SPLIT);
             assert_int_equal(n->choice[1].family, KF_ATTN_ROWS);
-            if (n->src[0]->shape[2] % 16 == 0)   /* tensor cores from T = 64 */
-                assert_true(n->nchoice == 3 && n->choice[2].family == KF_ATTN_MMA && n->choice[2].min_T == 64);
+            if (n->src[0]->shape[2] % 16 == 0) {   /* tensor cores from T = 64; f16 out from 512 for wgmma GEMMs */
+                assert_true(n->nchoice >= 3 && n->choice[2].family == KF_ATTN_MMA && n->choice[2].min_T == 64);
+                assert_false(n->choice[2].y_f16);
+                if (n->nchoice == 4)
+                    assert_true(n->choice[3].family == KF_ATTN_MMA && n->choice[3].min_T == 512 && n->choice[3].y_f16);
+                else
+                    assert_int_equal(n->nchoice, 3);
+                assert_int_equal(n->nchoice == 4, dt == DT_F16);
+            }
         }
     }
     assert_true(linears > 0 && attns > 0);
@@ -400,14 +414,78 @@ static void test_select_cpu_is_untouched(void **state)
 
 /* ---- program tables and source ---------------------------------------------- */
 
-static void check_program(const Shape *s, DType dt)
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* Launches that write their output as f16 (select: y_f16): a norm's "_h", the
+ * prefill attention's "_fa_h", a wgmma GEMM's "...y"; that read their x as
+ * f16: a wgmma GEMM's "...x" or "...xy". */
+static bool writes_f16(const RtLaunch *L)
+{
+    return ends_with(L->kernel, "_h") || strstr(L->kernel, "_fa_h") || ends_with(L->kernel, "_wgmma128xy");
+}
+
+static bool reads_f16(const RtLaunch *L)
+{
+    return ends_with(L->kernel, "_wgmma128x") || ends_with(L->kernel, "_wgmma128xy");
+}
+
+/* At T = 2048 every buffer a launch reads as f16 was last written as f16,
+ * and every f16 output is next read by such a launch, as its x (argument 0)
+ * and by nothing else; at T < 512 no launch that runs reads or writes f16.
+ * `expect`: f16 activations on this program at all (the llama shapes in f16
+ * on sm_90 have 4 per block). */
+static void check_half_activations(const Shape *s, const RtProgram *p, bool expect)
+{
+    int writers = 0, readers = 0;
+    for (int l = 0; l < p->nlaunch; l++) {
+        const RtLaunch *L = &p->launch[l];
+        if (writes_f16(L) || reads_f16(L)) {
+            assert_true(L->min_T == 512 && L->max_T == 0);
+            assert_true(expect);
+        }
+        if (!runs_at(L, 2048))
+            continue;
+        if (reads_f16(L)) {
+            readers++;
+            int x = L->args[0], w = -1;
+            for (int k = l - 1; k >= 0 && w < 0; k--)
+                if (runs_at(&p->launch[k], 2048) && p->launch[k].args[p->launch[k].nargs - 1] == x)
+                    w = k;
+            if (w < 0 || !writes_f16(&p->launch[w]))
+                fail_msg("%s: %s reads buffer %d as f16, last written by %s", s->name, L->kernel, x,
+                         w < 0 ? "nothing" : p->launch[w].kernel);
+        }
+        if (writes_f16(L)) {
+            writers++;
+            int y = L->args[L->nargs - 1], r = -1;
+            for (int k = l + 1; k < p->nlaunch && r < 0; k++)
+                if (runs_at(&p->launch[k], 2048))
+                    for (int a = 0; a < p->launch[k].nargs; a++)
+                        if (p->launch[k].args[a] == y)
+                            r = k;
+            if (r < 0 || !reads_f16(&p->launch[r]) || p->launch[r].args[0] != y)
+                fail_msg("%s: %s writes buffer %d as f16, next read by %s", s->name, L->kernel, y,
+                         r < 0 ? "nothing" : p->launch[r].kernel);
+            for (int a = 1; a < p->launch[r].nargs; a++)
+                assert_int_not_equal(p->launch[r].args[a], y);
+        }
+    }
+    if (expect && strstr(s->name, "llama"))
+        assert_true(writers >= 4 * 2 && readers >= writers);
+}
+
+static void check_program(const Shape *s, DType dt, int sm)
 {
     Build b;
-    build(&b, s, dt, 90);
+    build(&b, s, dt, sm);
     const RtProgram *p = cuda_program(b.m);
     const char *src = cuda_source(b.m);
     assert_int_equal(p->target, RT_TARGET_CUDA);
-    assert_int_equal(p->sm, 90);
+    assert_int_equal(p->sm, sm);
     assert_true(p->nlaunch > 0);
     int last_attn = -1;
     for (int l = 0; l < p->nlaunch; l++)
@@ -480,19 +558,25 @@ static void check_program(const Shape *s, DType dt)
     if (strstr(s->name, "llama") && dt != DT_F32)
         assert_true(ksplits > 0);
     /* from T = 512, f16 linears run the wide GEMM: blockIdx.x the M tile of 128 rows, .y the block of
-       256 weight rows (128 of each of gate and up), 102,400 bytes of shared memory on sm_90 (a
-       four-stage pipeline); never bf16, which keeps hi + lo in 128 x 128 tiles */
-    int wides = 0;
+       256 weight rows (128 of each of gate and up); never bf16, which keeps hi + lo in 128 x 128
+       tiles.  sm_80: mma.sync, 102,400 bytes of shared memory (a four-stage pipeline of 32 columns);
+       sm_90: wgmma, 181,248 (three activation tiles and four weight stages of 64 columns, 128-byte
+       rows, 1024 bytes to align them), and the wgmma helpers in the source */
+    int wides = 0, others = 0;
+    const char *wide = sm == 90 ? "_wgmma128" : "_mmaw128", *other = sm == 90 ? "_mmaw128" : "_wgmma128";
     for (int l = 0; l < p->nlaunch; l++) {
         const RtLaunch *L = &p->launch[l];
-        if (!strstr(L->kernel, "_mmaw128"))
+        others += strstr(L->kernel, other) != NULL;
+        if (!strstr(L->kernel, wide))
             continue;
         wides++;
         assert_int_equal(dt, DT_F16);
         assert_true(L->min_T == 512 && L->max_T == 0);
         assert_true(L->grid[0] == 1 && L->grid_tok[0] == 128 && L->grid_tok[1] == 0 && L->grid[2] == 1);
         assert_int_equal(L->block, 256);
-        assert_int_equal(L->smem, (2 * 128 * 40 + 4 * 256 * 40) * 2);
+        bool xh = sm == 90 && (ends_with(L->kernel, "x") || ends_with(L->kernel, "xy"));
+        assert_int_equal(L->smem, sm == 90 ? ((xh ? 4 : 3) * 128 + 4 * 256) * 128 + 1024
+                                           : (2 * 128 * 40 + 4 * 256 * 40) * 2);
         /* column blocks: a group (q, k, v) takes 256 rows of each part in turn; gate and up (two
            weights) 128 rows of each, the same rows */
         bool group = strstr(L->kernel, "_group_") != NULL;
@@ -508,6 +592,9 @@ static void check_program(const Shape *s, DType dt)
     }
     if (dt == DT_F16 && strstr(s->name, "llama"))
         assert_true(wides > 0);
+    assert_int_equal(others, 0);
+    check_half_activations(s, p, sm == 90 && dt == DT_F16 && wides > 0);
+    assert_true((strstr(src, "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16") != NULL) == (sm == 90 && wides > 0));
     /* the logits' launches after the last attention run on the last row alone */
     assert_true(p->launch[p->nlaunch - 1].tail);
     assert_non_null(strstr(src, "// IR node: %"));
@@ -519,9 +606,10 @@ static void test_program(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
-        check_program(&shapes[i], DT_F16);
-        check_program(&shapes[i], DT_BF16);
-        check_program(&shapes[i], DT_F32);
+        check_program(&shapes[i], DT_F16, 90);
+        check_program(&shapes[i], DT_F16, 80);
+        check_program(&shapes[i], DT_BF16, 90);
+        check_program(&shapes[i], DT_F32, 90);
     }
 }
 
