@@ -61,7 +61,8 @@ static void fail_with_diags(Build *b, const char *what)
     fail_msg("%s failed:\n%s", what, test_diag_text(&b->diags));
 }
 
-static void build(Build *b, const Shape *s, DType dt, int sm)
+/* models/llama.mdl, or the spec `text` when given */
+static void build_spec(Build *b, const Shape *s, DType dt, int sm, const char *text)
 {
     memset(b, 0, sizeof *b);
     b->arena = arena_new();
@@ -69,7 +70,8 @@ static void build(Build *b, const Shape *s, DType dt, int sm)
     RtErr err;
     if (!rt_config_parse("config.json", s->config, strlen(s->config), &b->cfg, &err))
         fail_msg("config %s: %s", s->name, err.msg);
-    Module *m = fe_parse_file("models/llama.mdl", b->arena, &b->diags);
+    Module *m = text ? fe_parse_string("edited.mdl", text, strlen(text), b->arena, &b->diags)
+                     : fe_parse_file("models/llama.mdl", b->arena, &b->diags);
     if (!m || !fe_check(m, &b->diags))
         fail_with_diags(b, "parsing models/llama.mdl");
     b->env = (CompileEnv){.config = b->cfg, .config_path = "config.json", .default_weight_dt = dt,
@@ -81,6 +83,11 @@ static void build(Build *b, const Shape *s, DType dt, int sm)
     CudaOptions co = {.sm = sm, .cache_dir = ""};
     if (!cuda_codegen(&b->comp, &co, &b->m))
         fail_with_diags(b, "cuda_codegen");
+}
+
+static void build(Build *b, const Shape *s, DType dt, int sm)
+{
+    build_spec(b, s, dt, sm, NULL);
 }
 
 static void build_free(Build *b)
@@ -421,11 +428,12 @@ static bool ends_with(const char *s, const char *suffix)
 }
 
 /* Launches that write their output as f16 (select: y_f16): a norm's "_h", the
- * prefill attention's "_fa_h", a wgmma GEMM's "...y"; that read their x as
+ * prefill attention's "_fa_h", a wgmma GEMM's "...y" or "...xy"; that read their x as
  * f16: a wgmma GEMM's "...x" or "...xy". */
 static bool writes_f16(const RtLaunch *L)
 {
-    return ends_with(L->kernel, "_h") || strstr(L->kernel, "_fa_h") || ends_with(L->kernel, "_wgmma128xy");
+    return ends_with(L->kernel, "_h") || strstr(L->kernel, "_fa_h") || ends_with(L->kernel, "_wgmma128xy") ||
+           ends_with(L->kernel, "_wgmma128y");
 }
 
 static bool reads_f16(const RtLaunch *L)
@@ -599,6 +607,61 @@ static void check_program(const Shape *s, DType dt, int sm)
     assert_true(p->launch[p->nlaunch - 1].tail);
     assert_non_null(strstr(src, "// IR node: %"));
     assert_non_null(strstr(src, "modelc_argmax"));
+    build_free(&b);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    assert_true(n > 0 && n < sizeof buf - 1);
+    buf[n] = 0;
+    return buf;
+}
+
+/* An activation that anything but a wgmma GEMM's x reads stays f32: the MLP's
+ * norm output also added to the residual (x + h + ...) keeps its f32 norm and
+ * gate+up's f32 x, while the attention side still goes f16. */
+static void test_half_activations_only_for_wgmma_readers(void **state)
+{
+    (void)state;
+    char *text = read_text("models/llama.mdl");
+    const char *from = "x = x + linear(silu(", *to = "x = x + h + linear(silu(";
+    char *at = strstr(text, from);
+    assert_non_null(at);
+    char edited[1 << 16];
+    snprintf(edited, sizeof edited, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    Build b;
+    build_spec(&b, &shapes[2], DT_F16, 90, edited);
+    const Graph *g = b.comp.graph;
+    int attns = 0, half_norms = 0, gateups = 0;
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = g->nodes[i];
+        if (!n || !n->nchoice)
+            continue;
+        const KernelChoice *last = &n->choice[n->nchoice - 1];
+        if (n->op == OP_RMS_NORM)
+            half_norms += last->y_f16;
+        if (n->op == OP_LINEAR_EW && n->a.lew.nw == 2) {   /* gate+up: x is the MLP norm, read by the add too */
+            gateups++;
+            assert_int_equal(last->family, KF_WGMMA);
+            assert_false(last->x_f16);
+            assert_true(last->y_f16);   /* its own output is read by down alone */
+            const Node *h = n->src[0];
+            assert_int_equal(h->op, OP_RMS_NORM);
+            assert_true(h->nchoice == 0 || !h->choice[h->nchoice - 1].y_f16);
+        }
+        if (n->op == OP_ATTENTION) {
+            attns++;
+            assert_true(last->y_f16);
+        }
+    }
+    assert_true(gateups > 0);
+    assert_int_equal(half_norms, attns);   /* the attention norms only */
+    check_half_activations(&shapes[2], cuda_program(b.m), true);
     build_free(&b);
 }
 
@@ -783,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_epilogue),
         cmocka_unit_test(test_select_cpu_is_untouched),
         cmocka_unit_test(test_program),
+        cmocka_unit_test(test_half_activations_only_for_wgmma_readers),
         cmocka_unit_test(test_nvrtc_all_kernels),
         cmocka_unit_test(test_nvrtc_error_message),
         cmocka_unit_test(test_plan_roundtrip),
