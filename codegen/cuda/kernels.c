@@ -478,6 +478,22 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
     return cg_kernel(g, j->n, &t, lin_suffix(g, j, "gemv", R, more));
 }
 
+/* The GEMMs' f32 activation loader, LOAD_A(kt): step kt's `bk` columns of the
+ * block's rows into the registers ar[] (float4s, `chunks` per thread of 256),
+ * zeros past M and K; `ldg` through the read-only cache. */
+static void mma_load_a_f32(FILE *f, const char *chunks, int bk, bool ldg)
+{
+    int per_row = bk / 4;   /* float4s of a row */
+    fprintf(f,
+            "#define LOAD_A(kt) \\\n"
+            "    for (int c = 0; c < %s; c++) { \\\n"
+            "        const int fi = tid + c * 256, r = fi >> %d, col = (fi & %d) * 4, gk = (kt) * %d + col; \\\n"
+            "        ar[c] = (m0 + r < M && gk < K) ? %s(const float4 *)(X + (size_t)(r0 + m0 + r) * K + gk)%s \\\n"
+            "                                       : make_float4(0.f, 0.f, 0.f, 0.f); \\\n"
+            "    }\n",
+            chunks, per_row == 8 ? 3 : 4, per_row - 1, bk, ldg ? "__ldg(" : "*", ldg ? ")" : "");
+}
+
 /* The GEMMs' weight tile loader, LOAD_B(buf, kt): step kt's 32 columns of the
  * block's weight rows (BN of each product) into Bs[buf] by cp.async, 16
  * bytes per thread and chunk, zeros past N and K; one commit group per call.
@@ -554,13 +570,9 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
             "        for (int c = 0; c < 4; c++)\n"
             "#pragma unroll\n"
             "            for (int e = 0; e < 4; e++) acc[i][c][e] = 0.f;\n"
-            "    float4 ar[AV];\n"
-            "#define LOAD_A(kt) \\\n"
-            "    for (int c = 0; c < AV; c++) { \\\n"
-            "        const int fi = tid + c * 256, r = fi >> 3, col = (fi & 7) * 4, gk = (kt) * 32 + col; \\\n"
-            "        ar[c] = (m0 + r < M && gk < K) ? *(const float4 *)(X + (size_t)(r0 + m0 + r) * K + gk) \\\n"
-            "                                       : make_float4(0.f, 0.f, 0.f, 0.f); \\\n"
-            "    }\n"
+            "    float4 ar[AV];\n");
+    mma_load_a_f32(f, "AV", 32, false);
+    fprintf(f,
             "#define STORE_A(buf) \\\n"
             "    for (int c = 0; c < AV; c++) { \\\n"
             "        const int fi = tid + c * 256, r = fi >> 3, col = (fi & 7) * 4; \\\n"
@@ -745,13 +757,9 @@ static const char *mma_wide_kernel(CudaGen *g, const LinJob *j)
             "        for (int c = 0; c < 8; c++)\n"
             "#pragma unroll\n"
             "            for (int e = 0; e < 4; e++) acc[i][c][e] = 0.f;\n"
-            "    float4 ar[4];\n"
-            "#define LOAD_A(kt) \\\n"
-            "    for (int c = 0; c < 4; c++) { \\\n"
-            "        const int fi = tid + c * 256, r = fi >> 3, col = (fi & 7) * 4, gk = (kt) * 32 + col; \\\n"
-            "        ar[c] = (m0 + r < M && gk < K) ? __ldg((const float4 *)(X + (size_t)(r0 + m0 + r) * K + gk)) \\\n"
-            "                                       : make_float4(0.f, 0.f, 0.f, 0.f); \\\n"
-            "    }\n"
+            "    float4 ar[4];\n");
+    mma_load_a_f32(f, "4", 32, true);
+    fprintf(f,
             "#define STORE_A(buf) \\\n"
             "    for (int c = 0; c < 4; c++) { \\\n"
             "        const int fi = tid + c * 256, r = fi >> 3, col = (fi & 7) * 4; \\\n"
@@ -838,7 +846,9 @@ static int wgmma_smem(const KernelChoice *ch)
 
 static const char *wgmma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *ch)
 {
+    /* f16 only (select): the activations are rounded to f16 for the f16 MMA */
     IR_ASSERT(ch->p[0] == 128 && ch->p[1] == 256 && ch->p[2] == 64 && ch->p[3] == 2 && ch->p[4] >= 3);
+    IR_ASSERT(j->w[0]->dt == DT_F16);
     bool xh = ch->x_f16;
     g->wgmma = true;
     KText t;
@@ -866,7 +876,7 @@ static const char *wgmma_kernel(CudaGen *g, const LinJob *j, const KernelChoice 
             "            const bool ok = nn < N && gk < K; \\\n"
             "            cp_async16_s(sB + (s) * 256 * 128 + SWZ(r, ch), Wv[q] + (ok ? (size_t)nn * K + gk : 0), ok ? 16 : 0); \\\n"
             "        }\n");
-    if (xh)
+    if (xh) {
         fprintf(f,
                 "    const u16 *const Xh = (const u16 *)X;   // f16 activations (select: x_f16)\n"
                 "#define LOAD_A(s, kt) \\\n"
@@ -879,15 +889,10 @@ static const char *wgmma_kernel(CudaGen *g, const LinJob *j, const KernelChoice 
                 "#define LOAD(s, kt) LOAD_A(s, kt) LOAD_B(s, kt) cp_async_commit();\n"
                 "#pragma unroll\n"
                 "    for (int s = 0; s < S - 2; s++) { LOAD(s, s); }\n");
-    else
+    } else {
+        fprintf(f, "    float4 ar[8];\n");
+        mma_load_a_f32(f, "8", 64, true);
         fprintf(f,
-                "    float4 ar[8];\n"
-                "#define LOAD_A(kt) \\\n"
-                "    for (int c = 0; c < 8; c++) { \\\n"
-                "        const int fi = tid + c * 256, r = fi >> 4, gk = (kt) * 64 + (fi & 15) * 4; \\\n"
-                "        ar[c] = (m0 + r < M && gk < K) ? __ldg((const float4 *)(X + (size_t)(r0 + m0 + r) * K + gk)) \\\n"
-                "                                       : make_float4(0.f, 0.f, 0.f, 0.f); \\\n"
-                "    }\n"
                 "#define STORE_A(buf) \\\n"
                 "    for (int c = 0; c < 8; c++) { \\\n"
                 "        const int fi = tid + c * 256, r = fi >> 4, q = fi & 15; \\\n"
@@ -899,6 +904,7 @@ static const char *wgmma_kernel(CudaGen *g, const LinJob *j, const KernelChoice 
                 "    for (int s = 0; s < S - 2; s++) { LOAD(s, s); }\n"
                 "    LOAD_A(0);\n"
                 "    STORE_A(0);\n");
+    }
     fprintf(f,
             "    for (int kt = 0; kt < NK; kt++) {\n"
             "        cp_async_wait<S - 3>();   // this thread's part of step kt's tiles is in\n"
@@ -907,11 +913,10 @@ static const char *wgmma_kernel(CudaGen *g, const LinJob *j, const KernelChoice 
             "        const u32 a = sA + (kt %% AT) * BM * 128 + wg * 64 * 128, b = sB + (kt %% S) * 256 * 128;\n"
             "        wg_fence();\n"
             "#pragma unroll\n"
-            "        for (int k = 0; k < 4; k++) wg_mma_%s(acc, wg_desc(a + k * 32), wg_desc(b + k * 32));\n"
+            "        for (int k = 0; k < 4; k++) wg_mma_f16(acc, wg_desc(a + k * 32), wg_desc(b + k * 32));\n"
             "        wg_commit();\n"
             "        wg_wait<1>(acc);   // step kt - 1's MMAs are done, kt's run\n"
-            "        LOAD((kt + S - 2) %% S, kt + S - 2);   // into the stage step kt - 2 read\n",
-            j->w[0]->dt == DT_BF16 ? "bf16" : "f16");
+            "        LOAD((kt + S - 2) %% S, kt + S - 2);   // into the stage step kt - 2 read\n");
     if (!xh)
         fprintf(f,
                 "        if (kt + 1 < NK) {\n"
@@ -948,7 +953,7 @@ static const char *wgmma_kernel(CudaGen *g, const LinJob *j, const KernelChoice 
 }
 
 /* The helpers of the wgmma kernels, after the prelude when a kernel uses them
- * (sm_90a only).  wg_mma_T: acc[128] += A (64 x 16, descriptor a) * B (256 x
+ * (sm_90a only).  wg_mma_f16: acc[128] += A (64 x 16, descriptor a) * B (256 x
  * 16, descriptor b)^T; wg_wait<N>: until at most N of this warpgroup's
  * committed groups of MMAs run (the empty asm keeps the compiler from moving
  * accumulator accesses across the wait). */
@@ -967,11 +972,6 @@ void cg_wgmma_helpers(FILE *f)
           "{\n"
           "    asm volatile(\"st.shared.v2.b32 [%0], {%1, %2};\\n\" ::\"r\"(addr), \"r\"(x), \"r\"(y) : \"memory\");\n"
           "}\n"
-          "DEV void cp_async16_s(u32 addr, const void *gmem, int src_bytes)\n"
-          "{\n"
-          "    asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16, %2;\\n\" ::\"r\"(addr), \"l\"(gmem), \"r\"(src_bytes)\n"
-          "                 : \"memory\");\n"
-          "}\n"
           "template <int N> DEV void wg_wait(float *d)\n"
           "{\n"
           "    asm volatile(\"wgmma.wait_group.sync.aligned %0;\\n\" ::\"n\"(N) : \"memory\");\n"
@@ -979,18 +979,15 @@ void cg_wgmma_helpers(FILE *f)
           "    for (int i = 0; i < 128; i++) asm volatile(\"\" : \"+f\"(d[i])::\"memory\");\n"
           "}\n",
           f);
-    for (int t = 0; t < 2; t++) {
-        const char *ty = t ? "bf16" : "f16";
-        fprintf(f, "DEV void wg_mma_%s(float *d, u64 a, u64 b)\n{\n    asm volatile(\"{\\n.reg .pred p;\\nsetp.ne.b32 p, %%130, 0;\\n\"\n"
-                   "                 \"wgmma.mma_async.sync.aligned.m64n256k16.f32.%s.%s {\"\n                 \"",
-                ty, ty, ty);
-        for (int i = 0; i < 128; i++)
-            fprintf(f, "%%%d%s", i, i == 127 ? "},\"\n" : i % 16 == 15 ? ",\"\n                 \"" : ", ");
-        fprintf(f, "                 \" %%128, %%129, p, 1, 1, 0, 0;\\n}\\n\"\n                 : ");
-        for (int i = 0; i < 128; i++)
-            fprintf(f, "\"+f\"(d[%d])%s", i, i == 127 ? "\n" : i % 8 == 7 ? ",\n                   " : ", ");
-        fprintf(f, "                 : \"l\"(a), \"l\"(b), \"r\"(1));\n}\n");
-    }
+    fputs("DEV void wg_mma_f16(float *d, u64 a, u64 b)\n{\n    asm volatile(\"{\\n.reg .pred p;\\nsetp.ne.b32 p, %130, 0;\\n\"\n"
+          "                 \"wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {\"\n                 \"",
+          f);
+    for (int i = 0; i < 128; i++)
+        fprintf(f, "%%%d%s", i, i == 127 ? "},\"\n" : i % 16 == 15 ? ",\"\n                 \"" : ", ");
+    fprintf(f, "                 \" %%128, %%129, p, 1, 1, 0, 0;\\n}\\n\"\n                 : ");
+    for (int i = 0; i < 128; i++)
+        fprintf(f, "\"+f\"(d[%d])%s", i, i == 127 ? "\n" : i % 8 == 7 ? ",\n                   " : ", ");
+    fprintf(f, "                 : \"l\"(a), \"l\"(b), \"r\"(1));\n}\n");
     fputs("// ---- end of wgmma ----\n", f);
 }
 
@@ -1011,14 +1008,10 @@ static bool emit_linear(CudaGen *g, Node *n)
             l = cg_launch(g, n, gemv_kernel(g, &j, ch), nargs, args, 256);
             set_grid(l, lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch)), 1, 1);
             l->grid_tok[1] = 4;
-        } else if (ch->family == KF_WGMMA) {   /* blockIdx.x: the M tile, .y: the column block */
-            l = cg_launch(g, n, wgmma_kernel(g, &j, ch), nargs, args, 256);
-            l->smem = wgmma_smem(ch);
-            set_grid(l, 1, lin_grid(&j, 256 / j.nw), 1);
-            l->grid_tok[0] = 128;
-        } else if (ch->p[1] == 256) {   /* blockIdx.x: the M tile, .y: the column block */
-            l = cg_launch(g, n, mma_wide_kernel(g, &j), nargs, args, 256);
-            l->smem = wide_smem(g);
+        } else if (ch->p[1] == 256) {   /* 128 x 256 tiles (wgmma or mma.sync): blockIdx.x the M tile, .y the column block */
+            bool wg = ch->family == KF_WGMMA;
+            l = cg_launch(g, n, wg ? wgmma_kernel(g, &j, ch) : mma_wide_kernel(g, &j), nargs, args, 256);
+            l->smem = wg ? wgmma_smem(ch) : wide_smem(g);
             set_grid(l, 1, lin_grid(&j, 256 / j.nw), 1);
             l->grid_tok[0] = 128;
         } else {

@@ -114,11 +114,15 @@ DEV float block_max(float v, float *sh)
 }
 DEV float silu(float x) { return x / (1.0f + expf(-x)); }
 
-// cp.async: 16 bytes global -> shared, zero-filled past src_bytes (0 or 16)
+// cp.async: 16 bytes global -> shared (a shared-space address, or a pointer),
+// zero-filled past src_bytes (0 or 16)
+DEV void cp_async16_s(u32 addr, const void *gmem, int src_bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(src_bytes));
+}
 DEV void cp_async16(void *smem, const void *gmem, int src_bytes)
 {
-    unsigned d = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(gmem), "r"(src_bytes));
+    cp_async16_s((u32)__cvta_generic_to_shared(smem), gmem, src_bytes);
 }
 // four 8x8 b16 matrices from shared memory, one row address per lane (lanes 8i..8i+7: matrix i)
 DEV void ldsm_x4(u32 *r, const void *p)
