@@ -100,6 +100,21 @@ static int gemv_rows(const Graph *g, const Node *n, int sms)
     return rows;
 }
 
+/* The launch of linear n is the only reader of its input, an rms_norm: the
+ * norm is folded into its GEMV (select_norm), whose every block reads the
+ * row and sums its squares before it loads a weight. */
+static bool reads_own_norm(const Graph *g, const Node *n)
+{
+    const Node *x = n->src[0];
+    if (x->op != OP_RMS_NORM)
+        return false;
+    for (int i = x->id + 1; i < g->n; i++)
+        for (int k = 0; k < g->nodes[i]->nsrc; k++)
+            if (g->nodes[i]->src[k] == x && g->nodes[i] != n && g->nodes[i]->lead != n)
+                return false;
+    return true;
+}
+
 /* Warps per GEMV row (1, 2 or 4).  On the H100, 1B's down projection (256
  * blocks, 2 per SM) read its weights at 1.4 TB/s and gate+up (1024 blocks) at
  * 2.1: too few warps in flight.  So a one-row-per-warp launch of fewer than 3
@@ -107,11 +122,16 @@ static int gemv_rows(const Graph *g, const Node *n, int sms)
  * 256 columns) until it has 4 per SM; one product per launch, 16-byte loads.
  * Measured (same runs, H100): 1B decode 650 -> 699 tok/s with its o/down split
  * 4 ways and qkv 2 ways; 8B's 512-block launches split 2 ways went from 136.5
- * to 132.9, hence the 3 blocks per SM, and none for two-row launches. */
+ * to 132.9, hence the 3 blocks per SM, and none for two-row launches.  Nor
+ * for a GEMV with its norm folded in: each block pays for the norm before its
+ * loads, so fewer blocks -- the 1B qkv GEMV with 384 blocks in one wave, not
+ * 768 in two: decode 829.0-830.1 -> 843.7 tok/s (H100, same run,
+ * bench/RESULTS.md, 2026-12-06). */
 static int gemv_split(const Graph *g, const Node *n, int rows, bool vec, int sms)
 {
     int64_t K = n->src[1]->shape[1];
-    if (!vec || rows != 1 || (n->op == OP_LINEAR_EW && n->a.lew.nw > 1) || gemv_blocks(g, n, 1, 1) >= 3 * (int64_t)sms)
+    if (!vec || rows != 1 || (n->op == OP_LINEAR_EW && n->a.lew.nw > 1) || gemv_blocks(g, n, 1, 1) >= 3 * (int64_t)sms ||
+        reads_own_norm(g, n))
         return 1;
     int split = 1;
     while (split < 4 && gemv_blocks(g, n, rows, split) < 4 * (int64_t)sms && K >= 512 * 2 * split)

@@ -199,6 +199,18 @@ static void check_select(const Shape *s, DType dt)
             assert_int_equal(n->choice[0].min_T, 1);
             /* its own kernel where the reader runs on tensor cores (f16/bf16), none with f32 weights */
             assert_int_equal(n->choice[n->nchoice - 1].family, dt == DT_F32 ? KF_NORM_IN_GEMV : KF_NORM_ROWS);
+            /* the GEMV that normalizes its rows keeps each row on one warp: every block pays for the norm,
+               so no more blocks than one row per warp gives */
+            int readers = 0;
+            for (int j = i + 1; j < b.comp.graph->n; j++) {
+                const Node *m = b.comp.graph->nodes[j];
+                if (m->nsrc && m->src[0] == n && !m->lead) {
+                    readers++;
+                    assert_int_equal(m->choice[0].family, KF_GEMV);
+                    assert_true(ir_gemv_warps_per_row(&m->choice[0]) == 1);
+                }
+            }
+            assert_int_equal(readers, 1);
             continue;
         }
         if (!lin && n->op != OP_ATTENTION) {
