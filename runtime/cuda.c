@@ -40,6 +40,7 @@ enum {
     CU_STREAM_NON_BLOCKING = 1,
     CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
     CU_EVENT_DEFAULT = 0,
+    CU_EVENT_DISABLE_TIMING = 2,
     CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6,
 };
 
@@ -206,18 +207,27 @@ struct RtGpuSession {
     CUdeviceptr *owned;       /* allocations to free */
     int nowned;
     GpuLaunch *gl;            /* per launch */
-    CUfunction argmax;
+    CUfunction argmax, take; /* modelc_argmax, modelc_take_token */
     CUdeviceptr dstep;        /* two RtGpuStep: [0] all launches, [1] tail launches */
     CUdeviceptr dstep_tail;
     CUdeviceptr dbest;        /* argmax result, u64 */
-    RtGpuStep *hstep;         /* pinned: two steps */
-    unsigned long long *hbest;/* pinned */
+    RtGpuStep *hstep;         /* pinned: two steps, then the greedy steps' two of each parity */
+    unsigned long long *hbest;/* pinned: a greedy step's argmax, per parity */
     float *hlogits;           /* pinned: max_step * vocab (or vocab when last_row) */
     int64_t max_step, vocab;
     bool last_row;
     bool pdl;                 /* sm_90+: kernels start while the one before finishes (pdl_wait in each) */
-    CUgraph graph[2];         /* decode step: [0] logits back, [1] argmax back */
-    CUgraphExec exec[2];
+    CUgraph graph[3];         /* decode step: [0] logits back, [1 + parity] argmax back */
+    CUgraphExec exec[3];
+    /* greedy decoding one step ahead: each greedy step is followed, before the host waits for it, by
+       the next one on its argmax (taken on the device), in the other parity's step and result slots */
+    CUevent done[2];          /* per parity: that step's argmax is back */
+    bool ahead;               /* a step for (ahead_tok, ahead_pos) is enqueued, parity ahead_q */
+    bool no_ahead;            /* MODELC_NO_AHEAD: wait for each step before the next (timing runs) */
+    int ahead_q, last_q;
+    int32_t ahead_tok;
+    int64_t ahead_pos;
+    int32_t ntok;             /* token ids the embedding takes */
     double *prof;
     CUevent *ev;
     bool *ran;                /* per launch: it ran in this step (profiling) */
@@ -337,10 +347,14 @@ bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSe
          dev_alloc(g, 8, "argmax", &g->dbest, err);
     g->dstep_tail = g->dstep + sizeof(RtGpuStep);
     int64_t rows = o->last_row ? 1 : o->max_step;
-    ok = ok && CK(cuMemAllocHost_v2((void **)&g->hstep, 2 * sizeof(RtGpuStep) + 64)) &&
+    ok = ok && CK(cuMemAllocHost_v2((void **)&g->hstep, 6 * sizeof(RtGpuStep) + 64)) &&
          CK(cuMemAllocHost_v2((void **)&g->hlogits, (size_t)(rows * p->vocab) * sizeof(float) + 64));
     if (ok)
-        g->hbest = (unsigned long long *)(g->hstep + 2);
+        g->hbest = (unsigned long long *)(g->hstep + 6);
+    for (int q = 0; ok && q < 2; q++)
+        ok = CK(cuEventCreate(&g->done[q], CU_EVENT_DISABLE_TIMING));
+    g->no_ahead = getenv("MODELC_NO_AHEAD") != NULL;
+    g->ntok = (int32_t)(p->n_token_ids ? p->n_token_ids : p->vocab);
     /* kernels and their parameter tables */
     for (int l = 0; ok && l < p->nlaunch; l++) {
         const RtLaunch *L = &p->launch[l];
@@ -355,8 +369,9 @@ bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSe
         for (int a = 0; a < L->nargs; a++)
             g->gl[l].params[1 + a] = &g->dbuf[L->args[a]];
     }
-    if (ok && cu.cuModuleGetFunction(&g->argmax, g->mod, "modelc_argmax") != CUDA_SUCCESS)
-        ok = rt_fail(err, "CUDA: kernel modelc_argmax is not in the compiled module");
+    if (ok && (cu.cuModuleGetFunction(&g->argmax, g->mod, "modelc_argmax") != CUDA_SUCCESS ||
+               cu.cuModuleGetFunction(&g->take, g->mod, "modelc_take_token") != CUDA_SUCCESS))
+        ok = rt_fail(err, "CUDA: kernel modelc_argmax or modelc_take_token is not in the compiled module");
     if (!ok) {
         rt_gpu_session_free(g);
         return false;
@@ -368,7 +383,8 @@ bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSe
 static void drop_graphs(RtGpuSession *g)
 {
     cu.cuStreamSynchronize(g->stream);
-    for (int i = 0; i < 2; i++) {
+    g->ahead = false;
+    for (int i = 0; i < 3; i++) {
         if (g->exec[i])
             cu.cuGraphExecDestroy(g->exec[i]);
         if (g->graph[i])
@@ -392,6 +408,9 @@ void rt_gpu_session_free(RtGpuSession *g)
                     cu.cuEventDestroy_v2(g->ev[l]);
         for (int i = 0; i < g->nowned; i++)
             cu.cuMemFree_v2(g->owned[i]);
+        for (int q = 0; q < 2; q++)
+            if (g->done[q])
+                cu.cuEventDestroy_v2(g->done[q]);
         if (g->hstep)
             cu.cuMemFreeHost(g->hstep);
         if (g->hlogits)
@@ -463,22 +482,28 @@ static bool enqueue(RtGpuSession *g, int64_t T, int64_t T_tail, RtErr *err)
     return true;
 }
 
-static bool set_step(RtGpuSession *g, int64_t T, int64_t pos)
+/* The two RtGpuStep of a step of T tokens at pos, in hs[0..1]. */
+static void set_step(RtGpuSession *g, RtGpuStep *hs, int64_t T, int64_t pos)
 {
     bool last = g->last_row;
-    g->hstep[0] = (RtGpuStep){.T = (int32_t)T, .pos0 = (int32_t)pos, .row0 = 0};
-    g->hstep[1] = (RtGpuStep){.T = last ? 1 : (int32_t)T, .pos0 = (int32_t)pos, .row0 = last ? (int32_t)(T - 1) : 0};
-    return true;
+    hs[0] = (RtGpuStep){.T = (int32_t)T, .pos0 = (int32_t)pos, .row0 = 0};
+    hs[1] = (RtGpuStep){.T = last ? 1 : (int32_t)T, .pos0 = (int32_t)pos, .row0 = last ? (int32_t)(T - 1) : 0};
 }
 
-static bool enqueue_argmax(RtGpuSession *g, RtErr *err)
+/* The greedy step of parity q: its step slots and its argmax's slot. */
+static RtGpuStep *greedy_step(RtGpuSession *g, int q)
+{
+    return g->hstep + 2 + 2 * q;
+}
+
+static bool enqueue_argmax(RtGpuSession *g, int q, RtErr *err)
 {
     CUdeviceptr logits = g->dbuf[g->p->logits_buf];
     int vocab = (int)g->vocab;
     void *params[] = {&g->dstep_tail, &logits, &g->dbest, &vocab};
     return CK(cuMemsetD8Async(g->dbest, 0, 8, g->stream)) &&
            CK(cuLaunchKernel(g->argmax, 128, 1, 1, 256, 1, 1, 0, g->stream, params, NULL)) &&
-           CK(cuMemcpyDtoHAsync_v2(g->hbest, g->dbest, 8, g->stream));
+           CK(cuMemcpyDtoHAsync_v2(&g->hbest[q], g->dbest, 8, g->stream));
 }
 
 /* The logits rows a step returns, copied back into pinned memory. */
@@ -522,15 +547,17 @@ static bool profile_collect(RtGpuSession *g, RtErr *err)
 }
 
 /* Decode steps (T = 1) replay a captured graph: the step copy, the kernels,
- * and the copy of the result (logits or the argmax) back. */
+ * and the copy of the result back: [0] the logits, [1 + q] the argmax, with
+ * parity q's step and result slots. */
 static bool decode_graph(RtGpuSession *g, int which, RtErr *err)
 {
     if (g->exec[which])
         return true;
     if (!CK(cuStreamBeginCapture_v2(g->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)))
         return false;
-    bool ok = CK(cuMemcpyHtoDAsync_v2(g->dstep, g->hstep, 2 * sizeof(RtGpuStep), g->stream)) && enqueue(g, 1, 1, err) &&
-              (which ? enqueue_argmax(g, err) : enqueue_logits_back(g, 1, err));
+    const RtGpuStep *hs = which ? greedy_step(g, which - 1) : g->hstep;
+    bool ok = CK(cuMemcpyHtoDAsync_v2(g->dstep, hs, 2 * sizeof(RtGpuStep), g->stream)) && enqueue(g, 1, 1, err) &&
+              (which ? enqueue_argmax(g, which - 1, err) : enqueue_logits_back(g, 1, err));
     CUgraph graph = NULL;
     CUresult r = cu.cuStreamEndCapture(g->stream, &graph);
     if (!ok) {
@@ -546,7 +573,8 @@ const float *rt_gpu_step(RtGpuSession *g, const int32_t *tokens, int64_t T, int6
 {
     if (!CK(cuCtxSetCurrent(g->ctx)))
         return NULL;
-    set_step(g, T, pos);
+    g->ahead = false;   /* a greedy step enqueued ahead runs first and is overwritten */
+    set_step(g, g->hstep, T, pos);
     CUdeviceptr dtok = g->dbuf[g->p->tokens_buf];
     if (!CK(cuMemcpyHtoDAsync_v2(dtok, tokens, (size_t)T * 4, g->stream)))
         return NULL;
@@ -562,27 +590,64 @@ const float *rt_gpu_step(RtGpuSession *g, const int32_t *tokens, int64_t T, int6
     return g->hlogits;
 }
 
-bool rt_gpu_step_greedy(RtGpuSession *g, int32_t token, int64_t pos, int32_t *next, RtErr *err)
+/* Enqueue the greedy step of parity q at pos: its token from the host
+ * (token) or from the argmax of the step before it, on the device (NULL). */
+static bool launch_greedy(RtGpuSession *g, int q, int64_t pos, const int32_t *token, RtErr *err)
+{
+    CUdeviceptr dtok = g->dbuf[g->p->tokens_buf];
+    set_step(g, greedy_step(g, q), 1, pos);
+    void *params[] = {&g->dbest, &dtok, &g->ntok};
+    if (token ? !CK(cuMemcpyHtoDAsync_v2(dtok, token, 4, g->stream))
+              : !CK(cuLaunchKernel(g->take, 1, 1, 1, 32, 1, 1, 0, g->stream, params, NULL)))
+        return false;
+    if (!g->prof) {
+        if (!decode_graph(g, 1 + q, err) || !CK(cuGraphLaunch(g->exec[1 + q], g->stream)))
+            return false;
+    } else if (!CK(cuMemcpyHtoDAsync_v2(g->dstep, greedy_step(g, q), 2 * sizeof(RtGpuStep), g->stream)) ||
+               !enqueue(g, 1, 1, err) || !enqueue_argmax(g, q, err)) {
+        return false;
+    }
+    g->last_q = q;
+    return CK(cuEventRecord(g->done[q], g->stream));
+}
+
+/* A greedy step: the step for (token, pos) -- enqueued by the call before
+ * when that call returned `token` for pos -- then, where `room` says the
+ * cache has a position more, the next step on this one's argmax, before
+ * waiting for this one: the device goes from step to step without waiting
+ * for the host.  A step enqueued ahead and not asked for runs anyway; the
+ * step after it overwrites its cache row. */
+bool rt_gpu_step_greedy(RtGpuSession *g, int32_t token, int64_t pos, bool room, int32_t *next, RtErr *err)
 {
     if (!CK(cuCtxSetCurrent(g->ctx)))
         return false;
-    set_step(g, 1, pos);
-    CUdeviceptr dtok = g->dbuf[g->p->tokens_buf];
-    if (!CK(cuMemcpyHtoDAsync_v2(dtok, &token, 4, g->stream)))
-        return false;
-    if (!g->prof) {
-        if (!decode_graph(g, 1, err) || !CK(cuGraphLaunch(g->exec[1], g->stream)))
+    int q;
+    if (g->ahead && g->ahead_pos == pos && g->ahead_tok == token) {
+        q = g->ahead_q;
+    } else {
+        /* a step ahead not taken may still read its slots: let it finish */
+        if (g->ahead && !CK(cuStreamSynchronize(g->stream)))
             return false;
-    } else if (!CK(cuMemcpyHtoDAsync_v2(g->dstep, g->hstep, 2 * sizeof(RtGpuStep), g->stream)) ||
-               !enqueue(g, 1, 1, err) || !enqueue_argmax(g, err)) {
-        return false;
+        q = g->last_q ^ 1;
+        if (!launch_greedy(g, q, pos, &token, err))
+            return false;
     }
-    if (!CK(cuStreamSynchronize(g->stream)) || !profile_collect(g, err))
+    g->ahead = false;
+    bool ahead = room && !g->prof && !g->no_ahead;
+    if (ahead && !launch_greedy(g, q ^ 1, pos + 1, NULL, err))
         return false;
-    unsigned long long best = *g->hbest;
+    if (!CK(cuEventSynchronize(g->done[q])) || !profile_collect(g, err))
+        return false;
+    unsigned long long best = g->hbest[q];
     if (!best)
         return rt_fail(err, "CUDA: every logit was NaN");
     *next = (int32_t)(0xffffffffu - (unsigned)(best & 0xffffffffu));
+    if (ahead) {
+        g->ahead = true;
+        g->ahead_q = q ^ 1;
+        g->ahead_pos = pos + 1;
+        g->ahead_tok = *next;
+    }
     return true;
 }
 

@@ -365,7 +365,7 @@ bool rt_session_step_greedy(RtSession *s, int32_t token, int32_t *next, RtErr *e
     if (token < 0 || (s->p->n_token_ids && token >= s->p->n_token_ids))
         return rt_fail(err, "token id %d is out of range (the vocabulary has %lld ids)", token,
                        (long long)s->p->n_token_ids);
-    if (!rt_gpu_step_greedy(s->gpu, token, s->pos, next, err)) {
+    if (!rt_gpu_step_greedy(s->gpu, token, s->pos, s->pos + 2 <= s->max_ctx, next, err)) {
         err->device = true;
         return false;
     }

@@ -46,7 +46,7 @@ bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSe
                         RtErr *err);
 void rt_gpu_session_free(RtGpuSession *g);
 const float *rt_gpu_step(RtGpuSession *g, const int32_t *tokens, int64_t T, int64_t pos, RtErr *err);
-bool rt_gpu_step_greedy(RtGpuSession *g, int32_t token, int64_t pos, int32_t *next, RtErr *err);
+bool rt_gpu_step_greedy(RtGpuSession *g, int32_t token, int64_t pos, bool room, int32_t *next, RtErr *err);
 const char *rt_gpu_device(const RtGpuSession *g);
 bool rt_gpu_profile(RtGpuSession *g, bool on, RtErr *err);
 const double *rt_gpu_profile_times(const RtGpuSession *g, int64_t *steps);

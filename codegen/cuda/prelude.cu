@@ -198,4 +198,15 @@ extern "C" __global__ void __launch_bounds__(256) modelc_argmax(const RtGpuStep 
     if ((threadIdx.x & 31) == 0 && b)
         atomicMax(best, b);
 }
+// The token modelc_argmax chose, as the next step's input (greedy decoding
+// one step ahead): 0 where it chose none or an id the embedding lacks (the
+// host sees that result and stops before it uses this step).
+extern "C" __global__ void modelc_take_token(const u64 *best, int *tok, int ntok)
+{
+    if (threadIdx.x == 0) {
+        const u64 b = *best;
+        const u32 i = 0xffffffffu - (u32)b;
+        *tok = b && i < (u32)ntok ? (int)i : 0;
+    }
+}
 // ---- end of prelude ----
