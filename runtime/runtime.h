@@ -231,7 +231,10 @@ void rt_session_free(RtSession *s);
  * (with last_row: [vocab], the last position's) valid until the next step. */
 const float *rt_session_step(RtSession *s, const int32_t *tokens, int64_t T, RtErr *err);
 /* One decode step whose only result is the greedy next token (the GPU
- * computes the argmax on the device and copies back one id). */
+ * computes the argmax on the device and copies back one id).  On the GPU it
+ * also enqueues the step after it, on that id, before it waits: the next
+ * call with that id uses it; any other step runs after it (it wrote
+ * cache position pos + 1 only, which the next step there overwrites). */
 bool rt_session_step_greedy(RtSession *s, int32_t token, int32_t *next, RtErr *err);
 /* The target a session runs on, in words ("cpu: 2 threads", "cuda: NVIDIA H100 ..."). */
 const char *rt_session_device(const RtSession *s);
