@@ -100,19 +100,31 @@ static int gemv_rows(const Graph *g, const Node *n, int sms)
     return rows;
 }
 
-/* The launch of linear n is the only reader of its input, an rms_norm: the
- * norm is folded into its GEMV (select_norm), whose every block reads the
- * row and sums its squares before it loads a weight. */
+/* The linear launch (a linear, or its group's lead) that alone reads r, as
+ * its x; NULL if anything else reads r. */
+static const Node *sole_x_launch(const Graph *g, const Node *r)
+{
+    const Node *launch = NULL;
+    for (int i = r->id + 1; i < g->n; i++) {
+        const Node *m = g->nodes[i];
+        for (int k = 0; k < m->nsrc; k++) {
+            if (m->src[k] != r)
+                continue;
+            const Node *l = m->lead ? m->lead : m;
+            if (k != 0 || (m->op != OP_LINEAR && m->op != OP_LINEAR_EW) || (launch && launch != l))
+                return NULL;
+            launch = l;
+        }
+    }
+    return launch;
+}
+
+/* Linear n's launch alone reads its input, an rms_norm: select_norm folds
+ * the norm into its GEMV, whose every block reads the row and sums its
+ * squares before it loads a weight. */
 static bool reads_own_norm(const Graph *g, const Node *n)
 {
-    const Node *x = n->src[0];
-    if (x->op != OP_RMS_NORM)
-        return false;
-    for (int i = x->id + 1; i < g->n; i++)
-        for (int k = 0; k < g->nodes[i]->nsrc; k++)
-            if (g->nodes[i]->src[k] == x && g->nodes[i] != n && g->nodes[i]->lead != n)
-                return false;
-    return true;
+    return n->src[0]->op == OP_RMS_NORM && sole_x_launch(g, n->src[0]) == n;
 }
 
 /* Warps per GEMV row (1, 2 or 4).  On the H100, 1B's down projection (256
@@ -318,20 +330,9 @@ enum { NORM_FOLD_BLOCKS = 2048 };
 static void select_norm(Compilation *c, Node *r)
 {
     const Graph *g = c->graph;
-    const Node *launch = NULL;
     if (r->output || r->rank != 2 || r->shape[0] != DIM_SEQ)
         return;
-    for (int i = r->id + 1; i < g->n; i++) {
-        const Node *m = g->nodes[i];
-        for (int k = 0; k < m->nsrc; k++) {
-            if (m->src[k] != r)
-                continue;
-            const Node *l = m->lead ? m->lead : m;
-            if (k != 0 || (m->op != OP_LINEAR && m->op != OP_LINEAR_EW) || (launch && launch != l))
-                return;
-            launch = l;
-        }
-    }
+    const Node *launch = sole_x_launch(g, r);
     if (!launch || launch->nchoice == 0 || launch->choice[0].family != KF_GEMV)
         return;
     /* the GEMV reads the norm's input where it runs: no kernel may run in between (the plan may reuse its slot) */
