@@ -222,9 +222,9 @@ struct RtGpuSession {
     /* greedy decoding one step ahead: each greedy step is followed, before the host waits for it, by
        the next one on its argmax (taken on the device), in the other parity's step and result slots */
     CUevent done[2];          /* per parity: that step's argmax is back */
-    bool ahead;               /* a step for (ahead_tok, ahead_pos) is enqueued, parity ahead_q */
+    bool ahead;               /* a step for (ahead_tok, ahead_pos) is enqueued, parity last_q */
     bool no_ahead;            /* MODELC_NO_AHEAD: wait for each step before the next (timing runs) */
-    int ahead_q, last_q;
+    int last_q;               /* the parity of the greedy step enqueued last */
     int32_t ahead_tok;
     int64_t ahead_pos;
     int32_t ntok;             /* token ids the embedding takes */
@@ -546,18 +546,24 @@ static bool profile_collect(RtGpuSession *g, RtErr *err)
     return true;
 }
 
-/* Decode steps (T = 1) replay a captured graph: the step copy, the kernels,
- * and the copy of the result back: [0] the logits, [1 + q] the argmax, with
- * parity q's step and result slots. */
+/* A decode step (T = 1): the step copy, the kernels, and the copy of the
+ * result back: `which` 0 the logits, 1 + q the argmax, with parity q's step
+ * and result slots. */
+static bool enqueue_decode(RtGpuSession *g, int which, RtErr *err)
+{
+    const RtGpuStep *hs = which ? greedy_step(g, which - 1) : g->hstep;
+    return CK(cuMemcpyHtoDAsync_v2(g->dstep, hs, 2 * sizeof(RtGpuStep), g->stream)) && enqueue(g, 1, 1, err) &&
+           (which ? enqueue_argmax(g, which - 1, err) : enqueue_logits_back(g, 1, err));
+}
+
+/* Decode steps replay enqueue_decode(which) captured as a graph. */
 static bool decode_graph(RtGpuSession *g, int which, RtErr *err)
 {
     if (g->exec[which])
         return true;
     if (!CK(cuStreamBeginCapture_v2(g->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)))
         return false;
-    const RtGpuStep *hs = which ? greedy_step(g, which - 1) : g->hstep;
-    bool ok = CK(cuMemcpyHtoDAsync_v2(g->dstep, hs, 2 * sizeof(RtGpuStep), g->stream)) && enqueue(g, 1, 1, err) &&
-              (which ? enqueue_argmax(g, which - 1, err) : enqueue_logits_back(g, 1, err));
+    bool ok = enqueue_decode(g, which, err);
     CUgraph graph = NULL;
     CUresult r = cu.cuStreamEndCapture(g->stream, &graph);
     if (!ok) {
@@ -600,13 +606,9 @@ static bool launch_greedy(RtGpuSession *g, int q, int64_t pos, const int32_t *to
     if (token ? !CK(cuMemcpyHtoDAsync_v2(dtok, token, 4, g->stream))
               : !CK(cuLaunchKernel(g->take, 1, 1, 1, 32, 1, 1, 0, g->stream, params, NULL)))
         return false;
-    if (!g->prof) {
-        if (!decode_graph(g, 1 + q, err) || !CK(cuGraphLaunch(g->exec[1 + q], g->stream)))
-            return false;
-    } else if (!CK(cuMemcpyHtoDAsync_v2(g->dstep, greedy_step(g, q), 2 * sizeof(RtGpuStep), g->stream)) ||
-               !enqueue(g, 1, 1, err) || !enqueue_argmax(g, q, err)) {
+    if (g->prof ? !enqueue_decode(g, 1 + q, err)
+                : !decode_graph(g, 1 + q, err) || !CK(cuGraphLaunch(g->exec[1 + q], g->stream)))
         return false;
-    }
     g->last_q = q;
     return CK(cuEventRecord(g->done[q], g->stream));
 }
@@ -623,7 +625,7 @@ bool rt_gpu_step_greedy(RtGpuSession *g, int32_t token, int64_t pos, bool room, 
         return false;
     int q;
     if (g->ahead && g->ahead_pos == pos && g->ahead_tok == token) {
-        q = g->ahead_q;
+        q = g->last_q;
     } else {
         /* a step ahead not taken may still read its slots: let it finish */
         if (g->ahead && !CK(cuStreamSynchronize(g->stream)))
@@ -644,7 +646,6 @@ bool rt_gpu_step_greedy(RtGpuSession *g, int32_t token, int64_t pos, bool room, 
     *next = (int32_t)(0xffffffffu - (unsigned)(best & 0xffffffffu));
     if (ahead) {
         g->ahead = true;
-        g->ahead_q = q ^ 1;
         g->ahead_pos = pos + 1;
         g->ahead_tok = *next;
     }
