@@ -193,7 +193,7 @@ bool rt_gpu_info(RtGpuInfo *info, RtErr *err)
 
 typedef struct GpuLaunch {
     CUfunction fn;
-    void *params[9];
+    void *params[1 + RT_MAX_ARGS];
 } GpuLaunch;
 
 struct RtGpuSession {

@@ -186,7 +186,7 @@ bool rt_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSessio
     }
     free(slot_off);
     for (int l = 0; l < p->nlaunch && ok; l++) {
-        s->largs[l] = calloc(8, sizeof(void *));
+        s->largs[l] = calloc(RT_MAX_ARGS, sizeof(void *));
         if (!s->largs[l]) {
             ok = rt_fail(err, "out of memory");
             break;

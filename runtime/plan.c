@@ -63,7 +63,7 @@ char *rt_program_to_json(const RtProgram *p)
     for (int i = 0; i < p->nlaunch; i++) {
         const RtLaunch *l = &p->launch[i];
         json_t *o = json_object();
-        int64_t args[8];
+        int64_t args[RT_MAX_ARGS];
         for (int a = 0; a < l->nargs; a++)
             args[a] = l->args[a];
         json_object_set_new(o, "kernel", json_string(l->kernel));
@@ -240,7 +240,7 @@ bool rt_program_from_json(const char *json, size_t len, const RtKernelFn *kernel
             RtLaunch *l = &p->launch[i];
             l->kernel = dup_str(&r, o, "kernel", true);
             l->what = dup_str(&r, o, "what", false);
-            if (!json_is_array(args) || json_array_size(args) > 8 || !json_is_array(work) || !json_is_array(cost)) {
+            if (!json_is_array(args) || json_array_size(args) > RT_MAX_ARGS || !json_is_array(work) || !json_is_array(cost)) {
                 bad(&r, "bad launch");
                 break;
             }

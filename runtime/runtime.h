@@ -164,11 +164,13 @@ typedef struct RtBuf {
     int64_t bytes_const;      /* RB_SCRATCH: plus this many (bytes = bytes_per_pos * max_ctx + bytes_const) */
 } RtBuf;
 
+enum { RT_MAX_ARGS = 12 };   /* buffers a launch takes, at most */
+
 typedef struct RtLaunch {
     const char *kernel;       /* symbol name */
     RtKernelFn fn;            /* filled by the JIT (or the linker, for built executables) */
     int nargs;
-    int args[8];              /* buffer ids */
+    int args[RT_MAX_ARGS];    /* buffer ids */
     int64_t work_per_tok, work_const, grain;
     int64_t cost, cost_per_tok, cost_per_pos;   /* rough work of one item: cost + cost_per_tok*T + cost_per_pos*ctx */
     const char *what;         /* the IR node it came from, for traces */

@@ -145,7 +145,7 @@ int cpu_launch(CpuGen *g, Node *n, const char *fn_name, int nargs, const int *ar
                int64_t work_const, int64_t grain)
 {
     fn_name = dedup_kernel(g, n, fn_name);
-    IR_ASSERT(nargs <= 8);
+    IR_ASSERT(nargs <= RT_MAX_ARGS);
     RtLaunch *l = pt_new_launch(&g->t, n, fn_name);
     l->nargs = nargs;
     memcpy(l->args, args, (size_t)nargs * sizeof *args);
