@@ -31,7 +31,8 @@
  * compute.
  *   rms_norm              folded into the GEMV variants of the one launch that
  *                         reads it (each block normalizes its tokens' rows)
- *   attention, T <= 4     split-KV decoding with a unified max (async softmax)
+ *   attention, T <= 4     split-KV decoding with a unified max (async softmax),
+ *                         in the first blocks of the GEMV launch that reads it
  *   attention, 5..63      16 queries of a head per block against 32-key tiles
  *                         in shared memory, online softmax, all f32
  *   attention, T >= 64    FlashAttention-2 on the tensor cores: 64 queries x
@@ -320,6 +321,56 @@ static void select_attention(Compilation *c, Node *n)
                                      "(f16 operands, f32 sums)"};
 }
 
+/* The decode attention runs in the first blocks of the GEMV launch that
+ * alone reads it (o_proj, through merge_heads): one launch fewer per layer.
+ * The GEMV's blocks start beside the attention's, ask the L2 for their
+ * weight rows, and wait for a counter of finished heads where they waited for
+ * the attention kernel to end; each row stays on one warp, so the blocks
+ * that fetch while the attention runs cover the weights.  Each block takes
+ * its role from a ticket in the order blocks start (a GEMV block waits only
+ * for blocks already running).  Nothing may run in between (the plan may
+ * reuse a slot).  MODELC_NO_ATTN_IN_GEMV=1 keeps the two launches, for
+ * side-by-side runs. */
+static void select_attn_in_gemv(Compilation *c, Node *a, int sms)
+{
+    Graph *g = c->graph;
+    const char *off = getenv("MODELC_NO_ATTN_IN_GEMV");
+    if ((off && *off && strcmp(off, "0")) || a->output || a->nchoice == 0 || a->choice[0].family != KF_ATTN_SPLIT)
+        return;
+    const Node *r = a, *reader = NULL;
+    int readers = 0;
+    for (int i = a->id + 1; i < g->n; i++)
+        for (int k = 0; k < g->nodes[i]->nsrc; k++)
+            if (g->nodes[i]->src[k] == a) {
+                reader = g->nodes[i];
+                readers++;
+            }
+    if (readers == 1 && (ir_ops[reader->op].flags & OPF_VIEW) && !reader->output && reader->src[0] == a)
+        r = reader;
+    Node *l = (Node *)sole_x_launch(g, r);
+    if (!l || l->nchoice == 0)
+        return;
+    KernelChoice *k = &l->choice[0];
+    if (k->family != KF_GEMV || k->min_T != a->choice[0].min_T || k->max_T != a->choice[0].max_T || !k->p[1])
+        return;
+    for (int i = a->id + 1; i < l->id; i++)
+        if (!(ir_ops[g->nodes[i]->op].flags & (OPF_LEAF | OPF_VIEW)))
+            return;
+    int rows = k->p[0], nw = l->op == OP_LINEAR_EW ? l->a.lew.nw : 1;
+    int64_t blocks = gemv_blocks(g, l, rows, 1);
+    int batch = gemv_batch(blocks, rows, nw, sms);
+    k->p[2] = 1;
+    k->p[3] = batch;
+    k->p[4] = gemv_prefetch(l, blocks, rows, nw, 1, batch, sms);
+    k->p[5] = 1;
+    k->why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs, after the "
+                                    "attention of %%%d in the launch's first blocks",
+                          (long long)launch_rows(g, l), (long long)blocks, sms, a->id);
+    a->choice[0].family = KF_ATTN_IN_GEMV;
+    a->choice[0].why = arena_printf(c->arena, "no kernel: the GEMV of %%%d runs it in its first blocks -- %s", l->id,
+                                    a->choice[0].why);
+}
+
 /* An rms_norm read by one linear launch alone (as its input x) is folded into
  * that launch's GEMV variants: each GEMV block normalizes the rows it reads
  * (its tokens' sums of squares from x, then x * inv * g as it loads), so
@@ -461,6 +512,9 @@ bool pass_select_kernels(Compilation *c)
     for (int i = 0; i < g->n; i++)
         if (g->nodes[i]->op == OP_RMS_NORM)
             select_norm(c, g->nodes[i]);
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i]->op == OP_ATTENTION)
+            select_attn_in_gemv(c, g->nodes[i], sms);
     select_half_x(c);
     return true;
 }

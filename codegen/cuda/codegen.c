@@ -127,7 +127,7 @@ static bool per_row(const Node *n)
 
 RtLaunch *cg_launch(CudaGen *g, const Node *n, const char *kernel, int nargs, const int *args, int block)
 {
-    IR_ASSERT(nargs <= 8);
+    IR_ASSERT(nargs <= RT_MAX_ARGS);
     RtLaunch *l = pt_new_launch(&g->t, n, kernel);
     l->nargs = nargs;
     memcpy(l->args, args, (size_t)nargs * sizeof *args);
@@ -154,6 +154,7 @@ bool cuda_codegen(Compilation *c, const CudaOptions *o, CudaModule **out)
     m->cache_dir = o->cache_dir;
     CudaGen g = {.c = c, .sm = m->sm, .last_attention = -1, .scratch_buf = -1};
     pt_init(&g.t, c);
+    g.attn_kv = arena_alloc(c->arena, (size_t)(2 * c->graph->n + 1) * sizeof *g.attn_kv);
     RtProgram *p = &m->prog;
     if (!pt_assign_buffers(&g.t, p)) {
         free(m);

@@ -268,7 +268,23 @@ static void check_select(const Shape *s, DType dt)
                 }
             }
         } else {
-            assert_int_equal(n->choice[0].family, KF_ATTN_SPLIT);
+            /* decode: in the first blocks of the GEMV that reads it (through merge_heads, o_proj), which
+               keeps each row on one warp and says so */
+            assert_int_equal(n->choice[0].family, KF_ATTN_IN_GEMV);
+            assert_true(n->choice[0].p[0] == 32 && n->choice[0].p[1] == 16);
+            const Node *gemv = NULL;
+            for (int j = i + 1; j < b.comp.graph->n && !gemv; j++) {
+                const Node *m = b.comp.graph->nodes[j];
+                if (m->nsrc && m->src[0]->nsrc && m->src[0]->src[0] == n && m->src[0]->op == OP_MERGE_HEADS)
+                    gemv = m;
+            }
+            assert_non_null(gemv);
+            assert_int_equal(gemv->choice[0].family, KF_GEMV);
+            assert_int_equal(gemv->choice[0].p[5], 1);
+            assert_int_equal(ir_gemv_warps_per_row(&gemv->choice[0]), 1);
+            assert_true(gemv->choice[0].min_T == 1 && gemv->choice[0].max_T == n->choice[0].max_T);
+            for (int c = 1; c < gemv->nchoice; c++)
+                assert_int_equal(gemv->choice[c].p[5] * (gemv->choice[c].family == KF_GEMV), 0);
             assert_int_equal(n->choice[1].family, KF_ATTN_ROWS);
             if (n->src[0]->shape[2] % 16 == 0) {   /* tensor cores from T = 64; f16 out from 512 for wgmma GEMMs */
                 assert_true(n->nchoice >= 3 && n->choice[2].family == KF_ATTN_MMA && n->choice[2].min_T == 64);
@@ -498,6 +514,51 @@ static void check_half_activations(const Shape *s, const RtProgram *p, bool expe
         assert_true(writers >= 4 * 2 && readers >= writers);
 }
 
+/* The k cache of the attention whose first launch (the key store) is l. */
+static int split_kv_cache(const RtProgram *p, int l)
+{
+    const RtLaunch *L = &p->launch[l];
+    assert_non_null(strstr(L->kernel, "_kv_store"));
+    assert_int_equal(p->bufs[L->args[2]].kind, RB_KV);
+    return L->args[2];
+}
+
+/* Decode's staged launches (select: KF_ATTN_IN_GEMV): the attention's q, k,
+ * v, caches and scratch, then the GEMV's x -- the attention's output -- and
+ * the rest, then its own 16 bytes of counters (a buffer of its own: no other
+ * launch touches them); SPLITS x HQ attention blocks and the GEMV's per token,
+ * 256 threads; none in the attention layer's other variants. */
+static void check_staged(const Build *b, const RtProgram *p, const char *src)
+{
+    int staged = 0, attns = 0;
+    int64_t hq = 0;
+    for (int i = 0; i < b->comp.graph->n; i++)
+        if (b->comp.graph->nodes[i]->op == OP_ATTENTION) {
+            attns++;
+            hq = b->comp.graph->nodes[i]->src[0]->shape[1];
+        }
+    for (int l = 0; l < p->nlaunch; l++) {
+        const RtLaunch *L = &p->launch[l];
+        if (!strstr(L->kernel, "_gemv") || L->nargs < 8 || p->bufs[L->args[3]].kind != RB_KV)
+            continue;
+        staged++;
+        assert_true(L->min_T == 1 && L->max_T == 4);
+        assert_int_equal(p->bufs[L->args[4]].kind, RB_KV);
+        assert_int_equal(p->bufs[L->args[5]].kind, RB_SCRATCH);
+        const RtBuf *c = &p->bufs[L->args[L->nargs - 1]];
+        assert_true(c->kind == RB_SCRATCH && c->bytes_const == 16 && c->bytes_per_pos == 0);
+        for (int k = 0; k < p->nlaunch; k++)
+            for (int a = 0; a < p->launch[k].nargs; a++)
+                assert_true(p->launch[k].args[a] != L->args[L->nargs - 1] || k == l);
+        assert_true(L->block == 256 && L->grid_tok[1] == 1 && L->grid[1] == 1 && L->grid[2] == 1);
+        assert_true(L->grid[0] > 16 * hq);
+        char def[300];
+        snprintf(def, sizeof def, "DEV void %s_attn(", L->kernel);
+        assert_non_null(strstr(src, def));
+    }
+    assert_int_equal(staged, attns);
+}
+
 static void check_program(const Shape *s, DType dt, int sm)
 {
     Build b;
@@ -539,7 +600,15 @@ static void check_program(const Shape *s, DType dt, int sm)
                 stores += runs && (split || strstr(p->launch[k].kernel, "_kv_store"));
                 kernels += runs && !strstr(p->launch[k].kernel, "_kv_store");
             }
-            if (stores != 1 || kernels != 1 || (Ts[ti] <= 4 && stores + kernels != 2))
+            if (Ts[ti] <= 4) {   /* decode: a staged GEMV launch runs it (and stores the keys) */
+                int staged = 0;
+                for (int k = 0; k < p->nlaunch; k++)
+                    staged += runs_at(&p->launch[k], Ts[ti]) && p->launch[k].nargs > 6 &&
+                              p->launch[k].args[3] == split_kv_cache(p, l) && strstr(p->launch[k].kernel, "_gemv");
+                stores += staged;
+                kernels += staged;
+            }
+            if (stores != 1 || kernels != 1)
                 fail_msg("%s T=%lld: %s stores keys %d times and runs %d kernels", s->name, (long long)Ts[ti],
                          p->launch[l].what, stores, kernels);
         }
@@ -548,7 +617,7 @@ static void check_program(const Shape *s, DType dt, int sm)
         if (L->tail)
             assert_true(l > last_attn);
         assert_true(L->block > 0 && L->block <= 1024 && L->block % 32 == 0);
-        assert_true(L->nargs >= 1 && L->nargs <= 8);
+        assert_true(L->nargs >= 1 && L->nargs <= RT_MAX_ARGS);
         for (int a = 0; a < L->nargs; a++)
             assert_true(L->args[a] >= 0 && L->args[a] < p->nbufs);
         for (int d = 0; d < 3; d++)
@@ -614,6 +683,7 @@ static void check_program(const Shape *s, DType dt, int sm)
         assert_true(wides > 0);
     assert_int_equal(others, 0);
     check_half_activations(s, p, sm == 90 && dt == DT_F16 && wides > 0);
+    check_staged(&b, p, src);
     assert_true((strstr(src, "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16") != NULL) == (sm == 90 && wides > 0));
     /* the logits' launches after the last attention run on the last row alone */
     assert_true(p->launch[p->nlaunch - 1].tail);
