@@ -329,13 +329,13 @@ static void select_attention(Compilation *c, Node *n)
  * that fetch while the attention runs cover the weights.  Each block takes
  * its role from a ticket in the order blocks start (a GEMV block waits only
  * for blocks already running).  Nothing may run in between (the plan may
- * reuse a slot).  MODELC_NO_ATTN_IN_GEMV=1 keeps the two launches, for
- * side-by-side runs. */
+ * reuse a slot).  Off unless MODELC_ATTN_IN_GEMV=1 (any value but "0"): no
+ * GPU run has yet checked or timed it (see bench/RESULTS.md). */
 static void select_attn_in_gemv(Compilation *c, Node *a, int sms)
 {
     Graph *g = c->graph;
-    const char *off = getenv("MODELC_NO_ATTN_IN_GEMV");
-    if ((off && *off && strcmp(off, "0")) || a->output || a->nchoice == 0 || a->choice[0].family != KF_ATTN_SPLIT)
+    const char *on = getenv("MODELC_ATTN_IN_GEMV");
+    if (!on || !*on || !strcmp(on, "0") || a->output || a->nchoice == 0 || a->choice[0].family != KF_ATTN_SPLIT)
         return;
     const Node *r = a, *reader = NULL;
     int readers = 0;

@@ -185,6 +185,14 @@ static void check_ksplit(const Build *b, const Node *n)
         assert_int_equal(ir_mma_ksplit(&n->choice[1]), 8);
 }
 
+/* MODELC_ATTN_IN_GEMV: select runs decode attention in the o_proj GEMV's launch (off by default;
+ * main() turns it on for every test but test_attn_in_gemv_off) */
+static bool attn_in_gemv(void)
+{
+    const char *v = getenv("MODELC_ATTN_IN_GEMV");
+    return v && *v && strcmp(v, "0");
+}
+
 static void check_select(const Shape *s, DType dt)
 {
     Build b;
@@ -267,6 +275,9 @@ static void check_select(const Shape *s, DType dt)
                     assert_int_equal(last->p[4], 1);
                 }
             }
+        } else if (!attn_in_gemv()) {
+            assert_int_equal(n->choice[0].family, KF_ATTN_SPLIT);
+            assert_int_equal(n->choice[1].family, KF_ATTN_ROWS);
         } else {
             /* decode: in the first blocks of the GEMV that reads it (through merge_heads, o_proj), which
                keeps each row on one warp and says so */
@@ -556,7 +567,7 @@ static void check_staged(const Build *b, const RtProgram *p, const char *src)
         snprintf(def, sizeof def, "DEV void %s_attn(", L->kernel);
         assert_non_null(strstr(src, def));
     }
-    assert_int_equal(staged, attns);
+    assert_int_equal(staged, attn_in_gemv() ? attns : 0);
 }
 
 static void check_program(const Shape *s, DType dt, int sm)
@@ -600,7 +611,7 @@ static void check_program(const Shape *s, DType dt, int sm)
                 stores += runs && (split || strstr(p->launch[k].kernel, "_kv_store"));
                 kernels += runs && !strstr(p->launch[k].kernel, "_kv_store");
             }
-            if (Ts[ti] <= 4) {   /* decode: a staged GEMV launch runs it (and stores the keys) */
+            if (Ts[ti] <= 4 && attn_in_gemv()) {   /* decode: a staged GEMV launch runs it (and stores the keys) */
                 int staged = 0;
                 for (int k = 0; k < p->nlaunch; k++)
                     staged += runs_at(&p->launch[k], Ts[ti]) && p->launch[k].nargs > 6 &&
@@ -758,6 +769,19 @@ static void test_program(void **state)
     }
 }
 
+/* Without MODELC_ATTN_IN_GEMV, decode attention keeps its own split-KV kernel (which stores the
+ * keys) and no GEMV carries it. */
+static void test_attn_in_gemv_off(void **state)
+{
+    (void)state;
+    unsetenv("MODELC_ATTN_IN_GEMV");
+    check_select(&shapes[2], DT_F16);
+    check_program(&shapes[2], DT_F16, 90);
+    setenv("MODELC_ATTN_IN_GEMV", "0", 1);
+    check_program(&shapes[0], DT_BF16, 90);
+    setenv("MODELC_ATTN_IN_GEMV", "1", 1);
+}
+
 /* ---- NVRTC ----------------------------------------------------------------------- */
 
 static void check_nvrtc(const Shape *s, DType dt, int sm)
@@ -793,6 +817,10 @@ static void test_nvrtc_all_kernels(void **state)
                 if (i != 3 || a == 1)   /* the 8B shape: sm_90 only (its kernels equal the 1B's but for sizes) */
                     check_nvrtc(&shapes[i], dts[d], sms[a]);
     check_nvrtc(&shapes[0], DT_F32, 90);
+    unsetenv("MODELC_ATTN_IN_GEMV");   /* the default: decode attention in its own split-KV kernel */
+    check_nvrtc(&shapes[1], DT_F16, 90);
+    check_nvrtc(&shapes[2], DT_BF16, 80);
+    setenv("MODELC_ATTN_IN_GEMV", "1", 1);
 }
 
 /* A kernel NVRTC rejects: the message carries NVRTC's log and where the source went. */
@@ -921,6 +949,7 @@ static void test_plan_roundtrip(void **state)
 
 int main(void)
 {
+    setenv("MODELC_ATTN_IN_GEMV", "1", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_target),
         cmocka_unit_test(test_select),
@@ -928,6 +957,7 @@ int main(void)
         cmocka_unit_test(test_epilogue),
         cmocka_unit_test(test_select_cpu_is_untouched),
         cmocka_unit_test(test_program),
+        cmocka_unit_test(test_attn_in_gemv_off),
         cmocka_unit_test(test_half_activations_only_for_wgmma_readers),
         cmocka_unit_test(test_nvrtc_all_kernels),
         cmocka_unit_test(test_nvrtc_error_message),
