@@ -243,6 +243,20 @@ static int gemv_prefetch(const Node *n, int64_t blocks, int rows, int nw, int sp
     return fit < 1 ? -1 : (int)(fit < 128 ? fit : 128);   /* -1: none */
 }
 
+/* A GEMV choice's warps per row (p[2] = split), 16-byte loads in flight
+ * (p[3]) and L2 prefetch (p[4]) for its p[0] rows per warp, with vector
+ * loads (p[1]) or without (neither batch nor prefetch); its blocks. */
+static int64_t gemv_loads(const Graph *g, const Node *n, KernelChoice *k, int split, int sms)
+{
+    int rows = k->p[0], nw = n->op == OP_LINEAR_EW ? n->a.lew.nw : 1;
+    int64_t blocks = gemv_blocks(g, n, rows, split);
+    int batch = k->p[1] ? gemv_batch(blocks, rows, nw, sms) : 0;
+    k->p[2] = split;
+    k->p[3] = batch;
+    k->p[4] = k->p[1] ? gemv_prefetch(n, blocks, rows, nw, split, batch, sms) : 0;
+    return blocks;
+}
+
 /* Steps of 64 columns of weights in the wgmma GEMM's shared memory: 4 x 32 KB, with the
  * activations' 3 x 16 KB, of the 227 KB a block of sm_90 may have. */
 enum { WGMMA_STAGES = 4, WGMMA_MIN_T = 512 };
@@ -256,14 +270,12 @@ static void select_linear(Compilation *c, Node *n, int sms)
     bool mma = half && K % 8 == 0;
     KernelChoice *k = choices(c, n, mma ? 5 : 2);
     int rows = gemv_rows(c->graph, n, sms), split = gemv_split(c->graph, n, rows, vec, sms);
-    int64_t blocks = gemv_blocks(c->graph, n, rows, split);
-    int nw = n->op == OP_LINEAR_EW ? n->a.lew.nw : 1, batch = vec ? gemv_batch(blocks, rows, nw, sms) : 0;
-    k[0] = (KernelChoice){.family = KF_GEMV, .min_T = 1, .max_T = 4,
-                          .p = {rows, vec, split, batch, vec ? gemv_prefetch(n, blocks, rows, nw, split, batch, sms) : 0},
-                          .why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs "
-                                              "(the busiest SM has %lld)%s",
-                                              (long long)N, (long long)blocks, sms, (long long)((blocks + sms - 1) / sms),
-                                              split > 1 ? "; K split over the warps of a row, for more warps in flight" : "")};
+    k[0] = (KernelChoice){.family = KF_GEMV, .min_T = 1, .max_T = 4, .p = {rows, vec}};
+    int64_t blocks = gemv_loads(c->graph, n, &k[0], split, sms);
+    k[0].why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs "
+                            "(the busiest SM has %lld)%s",
+                            (long long)N, (long long)blocks, sms, (long long)((blocks + sms - 1) / sms),
+                            split > 1 ? "; K split over the warps of a row, for more warps in flight" : "");
     if (!mma) {
         k[1] = (KernelChoice){.family = KF_GEMV, .min_T = 5, .p = {rows, vec},
                               .why = half ? "K is not a multiple of 8: no tensor-core path; 4 tokens per block row"
@@ -356,12 +368,7 @@ static void select_attn_in_gemv(Compilation *c, Node *a, int sms)
     for (int i = a->id + 1; i < l->id; i++)
         if (!(ir_ops[g->nodes[i]->op].flags & (OPF_LEAF | OPF_VIEW)))
             return;
-    int rows = k->p[0], nw = l->op == OP_LINEAR_EW ? l->a.lew.nw : 1;
-    int64_t blocks = gemv_blocks(g, l, rows, 1);
-    int batch = gemv_batch(blocks, rows, nw, sms);
-    k->p[2] = 1;
-    k->p[3] = batch;
-    k->p[4] = gemv_prefetch(l, blocks, rows, nw, 1, batch, sms);
+    int64_t blocks = gemv_loads(g, l, k, 1, sms);
     k->p[5] = 1;
     k->why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs, after the "
                                     "attention of %%%d in the launch's first blocks",

@@ -1391,17 +1391,16 @@ static const char *attn_mma_kernel(CudaGen *g, const Node *n, bool half)
     return cg_kernel(g, n, &t, half ? "_fa_h" : "_fa");
 }
 
-/* Decode attention (T <= 4), split-KV: the context in up to SPLITS pieces of
- * at least MINCH keys (select's choice: p[1], p[0]; more pieces, shorter
- * serial loops, as the context grows), a block per piece, head and token.  Block 0 of each KV head's first
- * query head also stores the step's keys (rotated) and values in the caches;
- * the pieces read those from K and V, so no launch runs between.  Each piece
- * leaves its sums (with its max, phi) in the scratch buffer and counts itself
- * done; the last of a head's pieces adds them up and writes O (FlashDecoding++'s
- * unified max: pieces with the same phi add without rescaling).  A context of
- * one piece writes O directly. */
-/* The split-KV decode attention as the device function KNAME_attn(st, bx,
- * h, t, ...): piece bx of head h's keys for token t, by 128 threads.
+/* Decode attention (T <= 4), split-KV, as the device function KNAME_attn(st,
+ * bx, h, t, ...): piece bx of head h's keys for token t, by 128 threads.  The
+ * context goes in up to SPLITS pieces of at least MINCH keys (select's choice:
+ * p[1], p[0]; more pieces, shorter serial loops, as the context grows).
+ * Piece 0 of each KV head's first query head also stores the step's keys
+ * (rotated) and values in the caches; the pieces read those from K and V, so
+ * no launch runs between.  Each piece leaves its sums (with its max, phi) in
+ * the scratch buffer and counts itself done; the last of a head's pieces adds
+ * them up and writes O (FlashDecoding++'s unified max: pieces with the same
+ * phi add without rescaling).  A context of one piece writes O directly.
  * `staged` (select: KF_ATTN_IN_GEMV, the first blocks of the GEMV launch
  * that reads it): the 128 threads meet at barrier 1 rather than the block's,
  * and whichever block finishes a head's output counts it in *done (fence,
@@ -1488,6 +1487,8 @@ static int attn_split_scratch(CudaGen *g, const Node *n, const KernelChoice *ch)
     return cg_scratch(g, (int64_t)ch->p[1] * 4 * hq * (dh + 2));
 }
 
+/* The split-KV attention's own kernel (select: KF_ATTN_SPLIT): a block per
+ * piece, head and token. */
 static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc, int vc)
 {
     KText t;
