@@ -1412,8 +1412,9 @@ static void attn_split_fn(CudaGen *g, FILE *f, const Node *n, const KernelChoice
     int minch = ch->p[0], splits = ch->p[1];
     bool rope = n->a.attn.rope;
     const char *sync = staged ? "bar_sync128()" : "__syncthreads()";
-    const char *finish = staged ? "        __threadfence();\n        bar_sync128();\n        if (threadIdx.x == 0) atomicAdd(done, 1u);\n"
-                                : "";
+    /* staged: the head's output is out; count it done (inside the ns == 1 branch, then at the end) */
+    const char *finish_in = staged ? "        __threadfence();\n        bar_sync128();\n        if (threadIdx.x == 0) atomicAdd(done, 1u);\n" : "";
+    const char *finish_end = staged ? "    __threadfence();\n    bar_sync128();\n    if (threadIdx.x == 0) atomicAdd(done, 1u);\n" : "";
     if (rope)
         rope_fn(g, f, &n->a.attn.rope_attr, dh);
     fprintf(f,
@@ -1477,7 +1478,7 @@ static void attn_split_fn(CudaGen *g, FILE *f, const Node *n, const KernelChoice
             "    }\n"
             "%s"
             "}\n",
-            finish, sync, sync, finish);
+            finish_in, sync, sync, finish_end);
 }
 
 /* The scratch a split-KV attention's pieces leave their partial sums in. */
