@@ -23,6 +23,9 @@
 #             modelc run's
 #   ncu       each decode kernel's own time and DRAM bytes from Nsight Compute, Llama-3.2-1B
 #             shape (bench/gpu_ncu.sh), for .gpu/modelc and, when there, .gpu/modelc-base
+#   ab        each of VARIANTS="KEY=V[,KEY=V] ..." against the default on the tiny and
+#             SmolLM2 shapes (f16, 8-token prompt, 16 greedy tokens): exit status, the
+#             tokens, and the logits' relative difference -- a quick look before check
 #   bench     decode tok/s (1B, 8B shapes, fp16) and prefill 2048 beside HF and
 #             the measured copy bandwidth (bench/gpu_bench.py), the GEMM table vs cuBLAS;
 #             VARIANTS="KEY=V[,KEY=V] ..." decodes once more under each environment
@@ -119,6 +122,20 @@ for step in $STEPS; do
     $L/generate /tmp/exe-tiny 7 8 9 10 11 12 > /tmp/lib-gen.out 2> "$OUT/lib-gen.log"
     echo "library: generate exit $?; tokens $(cmp -s /tmp/lib-run.out /tmp/lib-gen.out && echo identical || echo DIFFER)" \
          "($(head -c 80 /tmp/lib-gen.out))"
+    ;;
+  ab)
+    for shape in tiny smollm2-135m; do
+      d=/tmp/ab-$shape
+      python3 .gpu/hf_llama.py make --config $shape --out $d --dtype float16 --seed 3 > /dev/null
+      i=0
+      for v in "" ${VARIANTS:-}; do
+        env $(echo "$v" | tr ',' ' ') timeout 120 $MODELC run models/llama.mdl --weights $d --target cuda \
+          --tokens 5,6,7,8,9,10,11,12 --max-new 16 --logits-out /tmp/ab-$i.npy > /tmp/ab-$i.out 2> "$OUT/ab-$shape-$i.log"
+        echo "$shape ${v:-default}: exit $? -- tokens $(cat /tmp/ab-$i.out)"
+        [ $i = 0 ] || python3 -c "import numpy as np; a=np.load('/tmp/ab-0.npy').astype(float); b=np.load('/tmp/ab-$i.npy').astype(float); print('  logits vs default: rel-diff %.3e' % (np.linalg.norm(a-b)/np.linalg.norm(a)))"
+        i=$((i + 1))
+      done
+    done
     ;;
   ncu)
     OUT=$OUT/ncu bash bench/gpu_ncu.sh llama-1b

@@ -377,7 +377,9 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "    if (t0 >= T) return;\n"
             "    const float *x = X + (size_t)(r0 + t0) * K;\n",
             a ? "gb / NGX" : "blockIdx.y",
-            a ? "    stage_wait(C + 1, HQ * T);   // every head of every token done\n"
+            /* the grid is per token, so at T = 2..4 some GEMV blocks have no tokens: they count
+               themselves past without waiting (the reset needs only the others past the wait) */
+            a ? "    if (t0 < T) stage_wait(C + 1, HQ * T);   // every head of every token done\n"
                 "    if (threadIdx.x == 0 && atomicAdd(C + 2, 1u) == NGX * (u32)T - 1) {   // the last to pass: counters back to 0\n"
                 "        C[0] = 0;\n"
                 "        C[1] = 0;\n"
