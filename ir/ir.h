@@ -86,7 +86,9 @@ typedef struct KernelChoice {
                                     to L2 (0: up to 128, -1: none), 1: the attention x comes from runs in the
                                     launch's first blocks (KF_ATTN_IN_GEMV); MMA: BM, BN, BK, warps, split A
                                     (1: activations as two 16-bit terms), K splits (0/1: none); WGMMA: BM, BN, BK,
-                                    warpgroups, weight stages; ATTN_SPLIT, ATTN_IN_GEMV: least keys per piece, most pieces */
+                                    warpgroups, weight stages; ATTN_SPLIT, ATTN_IN_GEMV: least keys per piece, most pieces;
+                                    NORM_IN_GEMV: 1: each warp sums the squares of the x it reads (no pass of the
+                                    block over x first; a GEMV of 16-byte loads and one warp per row) */
     bool x_f16, y_f16;           /* the variant reads its input x (a linear's) / writes its output as f16 values
                                     (select: where the only readers of an activation are wgmma GEMMs) */
     const char *why;

@@ -156,7 +156,11 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
         fprintf(f, " m64n%dk16 tile=%dx%dx%d warpgroups=%d stages=%d", k->p[1], k->p[0], k->p[1], k->p[2], k->p[3], k->p[4]);
         break;
     case KF_ATTN_SPLIT: case KF_ATTN_IN_GEMV: fprintf(f, " keys/piece>=%d pieces<=%d", k->p[0], k->p[1]); break;
-    case KF_ATTN_ROWS: case KF_ATTN_MMA: case KF_NORM_ROWS: case KF_NORM_IN_GEMV: break;
+    case KF_NORM_IN_GEMV:
+        if (k->p[0])
+            fputs(" per-warp", f);
+        break;
+    case KF_ATTN_ROWS: case KF_ATTN_MMA: case KF_NORM_ROWS: break;
     }
     if (k->x_f16)
         fputs(" x=f16", f);

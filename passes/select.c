@@ -382,8 +382,19 @@ static void select_attn_in_gemv(Compilation *c, Node *a, int sms)
  * that launch's GEMV variants: each GEMV block normalizes the rows it reads
  * (its tokens' sums of squares from x, then x * inv * g as it loads), so
  * decode runs no norm kernel.  Every block reads the whole row again, so not
- * for launches of more than NORM_FOLD_BLOCKS blocks (the lm_head). */
+ * for launches of more than NORM_FOLD_BLOCKS blocks (the lm_head).
+ * MODELC_GEMV_WARP_NORM=1 (any value but "0"; experimental, not yet timed):
+ * where the GEMV keeps each row on one warp with 16-byte loads, each warp --
+ * which reads all of x for its row anyway -- sums x's squares as it goes and
+ * scales its sums at the end: no pass of the block over x and no block-wide
+ * reduction before the first weight load, and no limit on the blocks. */
 enum { NORM_FOLD_BLOCKS = 2048 };
+
+static bool warp_norm_on(void)
+{
+    const char *on = getenv("MODELC_GEMV_WARP_NORM");
+    return on && *on && strcmp(on, "0") != 0;
+}
 
 static void select_norm(Compilation *c, Node *r)
 {
@@ -397,17 +408,25 @@ static void select_norm(Compilation *c, Node *r)
     for (int i = r->id + 1; i < launch->id; i++)
         if (!(ir_ops[g->nodes[i]->op].flags & (OPF_LEAF | OPF_VIEW)))
             return;
-    int64_t blocks = gemv_blocks(g, launch, launch->choice[0].p[0], ir_gemv_warps_per_row(&launch->choice[0]));
-    if (blocks > NORM_FOLD_BLOCKS)
+    const KernelChoice *l0 = &launch->choice[0];
+    int64_t blocks = gemv_blocks(g, launch, l0->p[0], ir_gemv_warps_per_row(l0));
+    bool per_warp = warp_norm_on() && l0->p[1] && ir_gemv_warps_per_row(l0) == 1;
+    if (blocks > NORM_FOLD_BLOCKS && !per_warp)
         return;
     KernelChoice *k = choices(c, r, launch->nchoice);
     for (int i = 0; i < launch->nchoice; i++) {
         const KernelChoice *lc = &launch->choice[i];
         bool fold = lc->family == KF_GEMV;
+        bool warp = fold && per_warp && lc->p[1] && ir_gemv_warps_per_row(lc) == 1;
+        IR_ASSERT(!fold || warp || blocks <= NORM_FOLD_BLOCKS);
         k[i] = (KernelChoice){.family = fold ? KF_NORM_IN_GEMV : KF_NORM_ROWS, .min_T = lc->min_T, .max_T = lc->max_T,
-                              .why = fold ? arena_printf(c->arena, "no kernel: the GEMV of %%%d normalizes its %lld blocks' rows",
-                                                         launch->id, (long long)blocks)
-                                          : "a block per row, for the tensor-core GEMM that reads it"};
+                              .p = {warp},
+                              .why = !fold ? "a block per row, for the tensor-core GEMM that reads it"
+                                     : warp ? arena_printf(c->arena, "no kernel: each warp of the GEMV of %%%d sums the "
+                                                                     "squares of the x it reads, and scales its sums",
+                                                           launch->id)
+                                            : arena_printf(c->arena, "no kernel: the GEMV of %%%d normalizes its %lld "
+                                                                     "blocks' rows", launch->id, (long long)blocks)};
     }
 }
 

@@ -319,9 +319,12 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
 {
     int R = ch->p[0], S = ir_gemv_warps_per_row(ch);   /* S warps share a row (K split S ways) */
     bool vec = ch->p[1], norm = j->norm != NULL;
+    /* the norm's variant for this one (select_norm: the same ranges of T): per warp? */
+    bool wnorm = norm && j->norm->choice[ch - j->n->choice].p[0];
     const Node *a = ch->p[5] ? staged_attention(j->n) : NULL;
     IR_ASSERT(S == 1 || (vec && 8 % S == 0));
     IR_ASSERT(!a || (vec && !norm && S == 1));
+    IR_ASSERT(!wnorm || (vec && S == 1 && j->norm->choice[ch - j->n->choice].family == KF_NORM_IN_GEMV));
     /* loads in flight per lane and row (select: gemv_batch) */
     int un = ch->p[3] > 0 ? ch->p[3] : j->nw * R == 1 ? 8 : 2;
     IR_ASSERT(un >= 2 && un <= 8);
@@ -386,7 +389,9 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 "        C[2] = 0;\n"
                 "    }\n"
               : "");
-    if (norm)   /* the folded rms_norm: each token's 1/rms, by the whole block */
+    if (wnorm)   /* the folded rms_norm, per warp: each token's sum of squares as x is read */
+        fprintf(f, "    float ss[4] = {0.f, 0.f, 0.f, 0.f};\n");
+    else if (norm)   /* the folded rms_norm: each token's 1/rms, by the whole block */
         fprintf(f,
                 "    __shared__ float sh[32];\n"
                 "    float inv[4];\n"
@@ -458,9 +463,12 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 norm ? arena_printf(g->c->arena, "            float gv[8];\n            ld8_%s(G, k, gv);\n", j->gt.sfx) : "",
                 /* x written in this launch (staged): through the L2, never a stale L1 line */
                 a ? "__ldcg((const float4 *)" : "*((const float4 *)", a ? "__ldcg((const float4 *)" : "*((const float4 *)",
-                norm ? "                    a.x *= gv[0] * inv[u]; a.y *= gv[1] * inv[u]; a.z *= gv[2] * inv[u]; a.w *= gv[3] * inv[u];\n"
-                       "                    b.x *= gv[4] * inv[u]; b.y *= gv[5] * inv[u]; b.z *= gv[6] * inv[u]; b.w *= gv[7] * inv[u];\n"
-                     : "");
+                wnorm ? "                    ss[u] += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w;\n"
+                        "                    a.x *= gv[0]; a.y *= gv[1]; a.z *= gv[2]; a.w *= gv[3];\n"
+                        "                    b.x *= gv[4]; b.y *= gv[5]; b.z *= gv[6]; b.w *= gv[7];\n"
+                : norm ? "                    a.x *= gv[0] * inv[u]; a.y *= gv[1] * inv[u]; a.z *= gv[2] * inv[u]; a.w *= gv[3] * inv[u];\n"
+                         "                    b.x *= gv[4] * inv[u]; b.y *= gv[5] * inv[u]; b.z *= gv[6] * inv[u]; b.w *= gv[7] * inv[u];\n"
+                       : "");
     else
         fprintf(f,
                 "    for (int k = lane; k < K; k += 32) {\n"
@@ -481,6 +489,17 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 "    }\n",
                 j->wt.sfx, norm ? arena_printf(g->c->arena, " * ldw_%s(G, k) * inv[u]", j->gt.sfx) : "");
     fprintf(f, "    pdl_launch();\n");
+    if (wnorm)   /* the warp has read all of x: its sums scaled by each token's 1/rms */
+        fprintf(f,
+                "#pragma unroll\n"
+                "    for (int u = 0; u < 4; u++) {\n"
+                "        const float inv = 1.0f / sqrtf(warp_sum(ss[u]) / %lld.0f + %.9ef);\n"
+                "#pragma unroll\n"
+                "        for (int q = 0; q < NW; q++)\n"
+                "#pragma unroll\n"
+                "            for (int r = 0; r < R; r++) acc[q][r][u] *= inv;\n"
+                "    }\n",
+                (long long)j->K, j->norm->a.eps);
     if (S > 1)   /* the S warps of a row: each one's sums through shared memory, the first adds them */
         fprintf(f,
                 "    __shared__ float red[8][NW][R][4];\n"

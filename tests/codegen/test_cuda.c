@@ -823,6 +823,47 @@ static void test_nvrtc_all_kernels(void **state)
     setenv("MODELC_ATTN_IN_GEMV", "1", 1);
 }
 
+/* MODELC_GEMV_WARP_NORM=1: each warp of a GEMV that folds an rms_norm in sums the squares of the
+ * x it reads and scales its sums at the end -- every folded norm of the 1B shape per warp, and the
+ * final one folded too (the lm_head's launch, over NORM_FOLD_BLOCKS blocks); off by default. */
+static void test_gemv_warp_norm(void **state)
+{
+    (void)state;
+    for (int on = 0; on < 2; on++) {
+        if (on)
+            setenv("MODELC_GEMV_WARP_NORM", "1", 1);
+        else
+            unsetenv("MODELC_GEMV_WARP_NORM");
+        Build b;
+        build(&b, &shapes[2], DT_F16, 90);
+        int folded = 0, per_warp = 0;
+        for (int i = 0; i < b.comp.graph->n; i++) {
+            const Node *n = b.comp.graph->nodes[i];
+            if (n->op != OP_RMS_NORM || n->nchoice == 0 || n->choice[0].family != KF_NORM_IN_GEMV)
+                continue;
+            folded++;
+            per_warp += n->choice[0].p[0];
+            for (int c = 1; c < n->nchoice; c++)   /* the tensor-core GEMMs' norm kernels: never per warp */
+                assert_int_equal(n->choice[c].p[0], 0);
+        }
+        assert_int_equal(folded, on ? 2 * 16 + 1 : 2 * 16);
+        assert_int_equal(per_warp, on ? folded : 0);
+        const char *src = cuda_source(b.m);
+        assert_int_equal(strstr(src, "ss[u] += a.x * a.x") != NULL, on);
+        assert_int_equal(strstr(src, "inv[u] = u < nt ? 1.0f / sqrtf(block_sum(ss, sh)") != NULL, !on);
+        build_free(&b);
+    }
+    check_select(&shapes[2], DT_F16);
+    check_program(&shapes[1], DT_BF16, 90);
+    check_program(&shapes[0], DT_F32, 90);
+    if (!getenv("MODELC_NO_NVRTC")) {
+        check_nvrtc(&shapes[2], DT_F16, 90);
+        check_nvrtc(&shapes[1], DT_BF16, 80);
+        check_nvrtc(&shapes[0], DT_F32, 90);
+    }
+    unsetenv("MODELC_GEMV_WARP_NORM");
+}
+
 /* A kernel NVRTC rejects: the message carries NVRTC's log and where the source went. */
 static void test_nvrtc_error_message(void **state)
 {
@@ -960,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_attn_in_gemv_off),
         cmocka_unit_test(test_half_activations_only_for_wgmma_readers),
         cmocka_unit_test(test_nvrtc_all_kernels),
+        cmocka_unit_test(test_gemv_warp_norm),
         cmocka_unit_test(test_nvrtc_error_message),
         cmocka_unit_test(test_plan_roundtrip),
     };
