@@ -333,6 +333,13 @@ static void select_attention(Compilation *c, Node *n)
                                      "(f16 operands, f32 sums)"};
 }
 
+/* An experimental knob: on when the variable is set to anything but "" or "0". */
+static bool knob_on(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 /* The decode attention runs in the first blocks of the GEMV launch that
  * alone reads it (o_proj, through merge_heads): one launch fewer per layer.
  * The GEMV's blocks start beside the attention's, ask the L2 for their
@@ -346,8 +353,7 @@ static void select_attention(Compilation *c, Node *n)
 static void select_attn_in_gemv(Compilation *c, Node *a, int sms)
 {
     Graph *g = c->graph;
-    const char *on = getenv("MODELC_ATTN_IN_GEMV");
-    if (!on || !*on || !strcmp(on, "0") || a->output || a->nchoice == 0 || a->choice[0].family != KF_ATTN_SPLIT)
+    if (!knob_on("MODELC_ATTN_IN_GEMV") || a->output || a->nchoice == 0 || a->choice[0].family != KF_ATTN_SPLIT)
         return;
     const Node *r = a, *reader = NULL;
     int readers = 0;
@@ -390,10 +396,10 @@ static void select_attn_in_gemv(Compilation *c, Node *a, int sms)
  * reduction before the first weight load, and no limit on the blocks. */
 enum { NORM_FOLD_BLOCKS = 2048 };
 
-static bool warp_norm_on(void)
+/* A GEMV choice whose warps can each sum x's squares: one warp per row, 16-byte loads. */
+static bool gemv_norm_per_warp(const KernelChoice *k)
 {
-    const char *on = getenv("MODELC_GEMV_WARP_NORM");
-    return on && *on && strcmp(on, "0") != 0;
+    return k->family == KF_GEMV && k->p[1] && ir_gemv_warps_per_row(k) == 1;
 }
 
 static void select_norm(Compilation *c, Node *r)
@@ -410,14 +416,14 @@ static void select_norm(Compilation *c, Node *r)
             return;
     const KernelChoice *l0 = &launch->choice[0];
     int64_t blocks = gemv_blocks(g, launch, l0->p[0], ir_gemv_warps_per_row(l0));
-    bool per_warp = warp_norm_on() && l0->p[1] && ir_gemv_warps_per_row(l0) == 1;
+    bool per_warp = knob_on("MODELC_GEMV_WARP_NORM") && gemv_norm_per_warp(l0);
     if (blocks > NORM_FOLD_BLOCKS && !per_warp)
         return;
     KernelChoice *k = choices(c, r, launch->nchoice);
     for (int i = 0; i < launch->nchoice; i++) {
         const KernelChoice *lc = &launch->choice[i];
         bool fold = lc->family == KF_GEMV;
-        bool warp = fold && per_warp && lc->p[1] && ir_gemv_warps_per_row(lc) == 1;
+        bool warp = per_warp && gemv_norm_per_warp(lc);
         IR_ASSERT(!fold || warp || blocks <= NORM_FOLD_BLOCKS);
         k[i] = (KernelChoice){.family = fold ? KF_NORM_IN_GEMV : KF_NORM_ROWS, .min_T = lc->min_T, .max_T = lc->max_T,
                               .p = {warp},

@@ -320,11 +320,12 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
     int R = ch->p[0], S = ir_gemv_warps_per_row(ch);   /* S warps share a row (K split S ways) */
     bool vec = ch->p[1], norm = j->norm != NULL;
     /* the norm's variant for this one (select_norm: the same ranges of T): per warp? */
-    bool wnorm = norm && j->norm->choice[ch - j->n->choice].p[0];
+    const KernelChoice *nc = norm ? &j->norm->choice[ch - j->n->choice] : NULL;
+    bool wnorm = nc && nc->p[0];
     const Node *a = ch->p[5] ? staged_attention(j->n) : NULL;
     IR_ASSERT(S == 1 || (vec && 8 % S == 0));
     IR_ASSERT(!a || (vec && !norm && S == 1));
-    IR_ASSERT(!wnorm || (vec && S == 1 && j->norm->choice[ch - j->n->choice].family == KF_NORM_IN_GEMV));
+    IR_ASSERT(!wnorm || (vec && S == 1 && nc->family == KF_NORM_IN_GEMV));
     /* loads in flight per lane and row (select: gemv_batch) */
     int un = ch->p[3] > 0 ? ch->p[3] : j->nw * R == 1 ? 8 : 2;
     IR_ASSERT(un >= 2 && un <= 8);
