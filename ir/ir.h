@@ -75,20 +75,16 @@ typedef struct RopeAttr {
  * gets, per range of step sizes T (the runtime picks by T each step). */
 typedef enum {
     KF_GEMV, KF_MMA, KF_ATTN_SPLIT, KF_ATTN_ROWS, KF_ATTN_MMA, KF_NORM_ROWS, KF_NORM_IN_GEMV,
-    KF_WGMMA,  /* sm_90a: warpgroup MMA from shared memory */
-    KF_ATTN_IN_GEMV   /* the split-KV decode attention, run by the first blocks of the GEMV launch that reads it */
+    KF_WGMMA   /* sm_90a: warpgroup MMA from shared memory */
 } KernelFamily;
 typedef struct KernelChoice {
     KernelFamily family;
     int64_t min_T, max_T;        /* max_T 0: no upper bound */
     int p[6];                    /* GEMV: rows per warp, vector loads (1/0), warps per row (0/1: one), 16-byte loads per lane
                                     and row in flight (0: 8 for one row, else 2), lines of 128 bytes of each row prefetched
-                                    to L2 (0: up to 128, -1: none), 1: the attention x comes from runs in the
-                                    launch's first blocks (KF_ATTN_IN_GEMV); MMA: BM, BN, BK, warps, split A
+                                    to L2 (0: up to 128, -1: none); MMA: BM, BN, BK, warps, split A
                                     (1: activations as two 16-bit terms), K splits (0/1: none); WGMMA: BM, BN, BK,
-                                    warpgroups, weight stages; ATTN_SPLIT, ATTN_IN_GEMV: least keys per piece, most pieces;
-                                    NORM_IN_GEMV: 1: each warp sums the squares of the x it reads (no pass of the
-                                    block over x first; a GEMV of 16-byte loads and one warp per row) */
+                                    warpgroups, weight stages; ATTN_SPLIT: least keys per piece, most pieces */
     bool x_f16, y_f16;           /* the variant reads its input x (a linear's) / writes its output as f16 values
                                     (select: where the only readers of an activation are wgmma GEMMs) */
     const char *why;

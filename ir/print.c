@@ -122,7 +122,7 @@ void ir_print_node(const Node *n, FILE *f)
 const char *ir_kernel_family_name(KernelFamily f)
 {
     static const char *const names[] = {"gemv", "mma", "attn_split", "attn_rows", "attn_mma", "norm_rows", "norm_in_gemv",
-                                         "wgmma", "attn_in_gemv"};
+                                         "wgmma"};
     return (unsigned)f < sizeof names / sizeof *names ? names[f] : "?";
 }
 
@@ -144,8 +144,6 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
             fprintf(f, " prefetch=%dx128B", k->p[4]);
         else if (k->p[4] < 0)
             fprintf(f, " prefetch=none");
-        if (k->p[5])
-            fprintf(f, " +attention");
         break;
     case KF_MMA:
         fprintf(f, " m16n8k16 tile=%dx%dx%d warps=%d%s", k->p[0], k->p[1], k->p[2], k->p[3], k->p[4] ? " a=hi+lo" : "");
@@ -155,12 +153,8 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
     case KF_WGMMA:
         fprintf(f, " m64n%dk16 tile=%dx%dx%d warpgroups=%d stages=%d", k->p[1], k->p[0], k->p[1], k->p[2], k->p[3], k->p[4]);
         break;
-    case KF_ATTN_SPLIT: case KF_ATTN_IN_GEMV: fprintf(f, " keys/piece>=%d pieces<=%d", k->p[0], k->p[1]); break;
-    case KF_NORM_IN_GEMV:
-        if (k->p[0])
-            fputs(" per-warp", f);
-        break;
-    case KF_ATTN_ROWS: case KF_ATTN_MMA: case KF_NORM_ROWS: break;
+    case KF_ATTN_SPLIT: fprintf(f, " keys/piece>=%d pieces<=%d", k->p[0], k->p[1]); break;
+    case KF_ATTN_ROWS: case KF_ATTN_MMA: case KF_NORM_ROWS: case KF_NORM_IN_GEMV: break;
     }
     if (k->x_f16)
         fputs(" x=f16", f);

@@ -31,8 +31,7 @@
  * compute.
  *   rms_norm              folded into the GEMV variants of the one launch that
  *                         reads it (each block normalizes its tokens' rows)
- *   attention, T <= 4     split-KV decoding with a unified max (async softmax),
- *                         in the first blocks of the GEMV launch that reads it
+ *   attention, T <= 4     split-KV decoding with a unified max (async softmax)
  *   attention, 5..63      16 queries of a head per block against 32-key tiles
  *                         in shared memory, online softmax, all f32
  *   attention, T >= 64    FlashAttention-2 on the tensor cores: 64 queries x
@@ -243,20 +242,6 @@ static int gemv_prefetch(const Node *n, int64_t blocks, int rows, int nw, int sp
     return fit < 1 ? -1 : (int)(fit < 128 ? fit : 128);   /* -1: none */
 }
 
-/* A GEMV choice's warps per row (p[2] = split), 16-byte loads in flight
- * (p[3]) and L2 prefetch (p[4]) for its p[0] rows per warp, with vector
- * loads (p[1]) or without (neither batch nor prefetch); its blocks. */
-static int64_t gemv_loads(const Graph *g, const Node *n, KernelChoice *k, int split, int sms)
-{
-    int rows = k->p[0], nw = n->op == OP_LINEAR_EW ? n->a.lew.nw : 1;
-    int64_t blocks = gemv_blocks(g, n, rows, split);
-    int batch = k->p[1] ? gemv_batch(blocks, rows, nw, sms) : 0;
-    k->p[2] = split;
-    k->p[3] = batch;
-    k->p[4] = k->p[1] ? gemv_prefetch(n, blocks, rows, nw, split, batch, sms) : 0;
-    return blocks;
-}
-
 /* Steps of 64 columns of weights in the wgmma GEMM's shared memory: 4 x 32 KB, with the
  * activations' 3 x 16 KB, of the 227 KB a block of sm_90 may have. */
 enum { WGMMA_STAGES = 4, WGMMA_MIN_T = 512 };
@@ -270,12 +255,14 @@ static void select_linear(Compilation *c, Node *n, int sms)
     bool mma = half && K % 8 == 0;
     KernelChoice *k = choices(c, n, mma ? 5 : 2);
     int rows = gemv_rows(c->graph, n, sms), split = gemv_split(c->graph, n, rows, vec, sms);
-    k[0] = (KernelChoice){.family = KF_GEMV, .min_T = 1, .max_T = 4, .p = {rows, vec}};
-    int64_t blocks = gemv_loads(c->graph, n, &k[0], split, sms);
-    k[0].why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs "
-                            "(the busiest SM has %lld)%s",
-                            (long long)N, (long long)blocks, sms, (long long)((blocks + sms - 1) / sms),
-                            split > 1 ? "; K split over the warps of a row, for more warps in flight" : "");
+    int64_t blocks = gemv_blocks(c->graph, n, rows, split);
+    int nw = n->op == OP_LINEAR_EW ? n->a.lew.nw : 1, batch = vec ? gemv_batch(blocks, rows, nw, sms) : 0;
+    k[0] = (KernelChoice){.family = KF_GEMV, .min_T = 1, .max_T = 4,
+                          .p = {rows, vec, split, batch, vec ? gemv_prefetch(n, blocks, rows, nw, split, batch, sms) : 0},
+                          .why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs "
+                                              "(the busiest SM has %lld)%s",
+                                              (long long)N, (long long)blocks, sms, (long long)((blocks + sms - 1) / sms),
+                                              split > 1 ? "; K split over the warps of a row, for more warps in flight" : "")};
     if (!mma) {
         k[1] = (KernelChoice){.family = KF_GEMV, .min_T = 5, .p = {rows, vec},
                               .why = half ? "K is not a multiple of 8: no tensor-core path; 4 tokens per block row"
@@ -333,74 +320,12 @@ static void select_attention(Compilation *c, Node *n)
                                      "(f16 operands, f32 sums)"};
 }
 
-/* An experimental knob: on when the variable is set to anything but "" or "0". */
-static bool knob_on(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") != 0;
-}
-
-/* The decode attention runs in the first blocks of the GEMV launch that
- * alone reads it (o_proj, through merge_heads): one launch fewer per layer.
- * The GEMV's blocks start beside the attention's, ask the L2 for their
- * weight rows, and wait for a counter of finished heads where they waited for
- * the attention kernel to end; each row stays on one warp, so the blocks
- * that fetch while the attention runs cover the weights.  Each block takes
- * its role from a ticket in the order blocks start (a GEMV block waits only
- * for blocks already running).  Nothing may run in between (the plan may
- * reuse a slot).  Off unless MODELC_ATTN_IN_GEMV=1 (any value but "0"): no
- * GPU run has yet checked or timed it (see bench/RESULTS.md). */
-static void select_attn_in_gemv(Compilation *c, Node *a, int sms)
-{
-    Graph *g = c->graph;
-    if (!knob_on("MODELC_ATTN_IN_GEMV") || a->output || a->nchoice == 0 || a->choice[0].family != KF_ATTN_SPLIT)
-        return;
-    const Node *r = a, *reader = NULL;
-    int readers = 0;
-    for (int i = a->id + 1; i < g->n; i++)
-        for (int k = 0; k < g->nodes[i]->nsrc; k++)
-            if (g->nodes[i]->src[k] == a) {
-                reader = g->nodes[i];
-                readers++;
-            }
-    if (readers == 1 && (ir_ops[reader->op].flags & OPF_VIEW) && !reader->output && reader->src[0] == a)
-        r = reader;
-    Node *l = (Node *)sole_x_launch(g, r);
-    if (!l || l->nchoice == 0)
-        return;
-    KernelChoice *k = &l->choice[0];
-    if (k->family != KF_GEMV || k->min_T != a->choice[0].min_T || k->max_T != a->choice[0].max_T || !k->p[1])
-        return;
-    for (int i = a->id + 1; i < l->id; i++)
-        if (!(ir_ops[g->nodes[i]->op].flags & (OPF_LEAF | OPF_VIEW)))
-            return;
-    int64_t blocks = gemv_loads(g, l, k, 1, sms);
-    k->p[5] = 1;
-    k->why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs, after the "
-                                    "attention of %%%d in the launch's first blocks",
-                          (long long)launch_rows(g, l), (long long)blocks, sms, a->id);
-    a->choice[0].family = KF_ATTN_IN_GEMV;
-    a->choice[0].why = arena_printf(c->arena, "no kernel: the GEMV of %%%d runs it in its first blocks -- %s", l->id,
-                                    a->choice[0].why);
-}
-
 /* An rms_norm read by one linear launch alone (as its input x) is folded into
  * that launch's GEMV variants: each GEMV block normalizes the rows it reads
  * (its tokens' sums of squares from x, then x * inv * g as it loads), so
  * decode runs no norm kernel.  Every block reads the whole row again, so not
- * for launches of more than NORM_FOLD_BLOCKS blocks (the lm_head).
- * MODELC_GEMV_WARP_NORM=1 (any value but "0"; experimental, not yet timed):
- * where the GEMV keeps each row on one warp with 16-byte loads, each warp --
- * which reads all of x for its row anyway -- sums x's squares as it goes and
- * scales its sums at the end: no pass of the block over x and no block-wide
- * reduction before the first weight load, and no limit on the blocks. */
+ * for launches of more than NORM_FOLD_BLOCKS blocks (the lm_head). */
 enum { NORM_FOLD_BLOCKS = 2048 };
-
-/* A GEMV choice whose warps can each sum x's squares: one warp per row, 16-byte loads. */
-static bool gemv_norm_per_warp(const KernelChoice *k)
-{
-    return k->family == KF_GEMV && k->p[1] && ir_gemv_warps_per_row(k) == 1;
-}
 
 static void select_norm(Compilation *c, Node *r)
 {
@@ -414,25 +339,17 @@ static void select_norm(Compilation *c, Node *r)
     for (int i = r->id + 1; i < launch->id; i++)
         if (!(ir_ops[g->nodes[i]->op].flags & (OPF_LEAF | OPF_VIEW)))
             return;
-    const KernelChoice *l0 = &launch->choice[0];
-    int64_t blocks = gemv_blocks(g, launch, l0->p[0], ir_gemv_warps_per_row(l0));
-    bool per_warp = knob_on("MODELC_GEMV_WARP_NORM") && gemv_norm_per_warp(l0);
-    if (blocks > NORM_FOLD_BLOCKS && !per_warp)
+    int64_t blocks = gemv_blocks(g, launch, launch->choice[0].p[0], ir_gemv_warps_per_row(&launch->choice[0]));
+    if (blocks > NORM_FOLD_BLOCKS)
         return;
     KernelChoice *k = choices(c, r, launch->nchoice);
     for (int i = 0; i < launch->nchoice; i++) {
         const KernelChoice *lc = &launch->choice[i];
         bool fold = lc->family == KF_GEMV;
-        bool warp = per_warp && gemv_norm_per_warp(lc);
-        IR_ASSERT(!fold || warp || blocks <= NORM_FOLD_BLOCKS);
         k[i] = (KernelChoice){.family = fold ? KF_NORM_IN_GEMV : KF_NORM_ROWS, .min_T = lc->min_T, .max_T = lc->max_T,
-                              .p = {warp},
-                              .why = !fold ? "a block per row, for the tensor-core GEMM that reads it"
-                                     : warp ? arena_printf(c->arena, "no kernel: each warp of the GEMV of %%%d sums the "
-                                                                     "squares of the x it reads, and scales its sums",
-                                                           launch->id)
-                                            : arena_printf(c->arena, "no kernel: the GEMV of %%%d normalizes its %lld "
-                                                                     "blocks' rows", launch->id, (long long)blocks)};
+                              .why = fold ? arena_printf(c->arena, "no kernel: the GEMV of %%%d normalizes its %lld blocks' rows",
+                                                         launch->id, (long long)blocks)
+                                          : "a block per row, for the tensor-core GEMM that reads it"};
     }
 }
 
@@ -544,9 +461,6 @@ bool pass_select_kernels(Compilation *c)
     for (int i = 0; i < g->n; i++)
         if (g->nodes[i]->op == OP_RMS_NORM)
             select_norm(c, g->nodes[i]);
-    for (int i = 0; i < g->n; i++)
-        if (g->nodes[i]->op == OP_ATTENTION)
-            select_attn_in_gemv(c, g->nodes[i], sms);
     select_half_x(c);
     return true;
 }

@@ -154,7 +154,6 @@ bool cuda_codegen(Compilation *c, const CudaOptions *o, CudaModule **out)
     m->cache_dir = o->cache_dir;
     CudaGen g = {.c = c, .sm = m->sm, .last_attention = -1, .scratch_buf = -1};
     pt_init(&g.t, c);
-    g.attn_kv = arena_alloc(c->arena, (size_t)(2 * c->graph->n + 1) * sizeof *g.attn_kv);
     RtProgram *p = &m->prog;
     if (!pt_assign_buffers(&g.t, p)) {
         free(m);

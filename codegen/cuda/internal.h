@@ -24,8 +24,6 @@ typedef struct CudaGen {
                                   results, shared by every such launch (-1: none yet); zeroed at
                                   allocation, and each counter is back at 0 when its launch ends */
     int64_t scratch_const;
-    int *attn_kv;              /* per node id, 2 each: the k and v caches of an attention that a GEMV
-                                  launch runs in its first blocks (select: KF_ATTN_IN_GEMV) */
     bool wgmma;                /* a kernel uses the wgmma helpers (cg_wgmma_helpers) */
     int64_t counters;          /* counter slots before the partial results: 4 per head of the widest
                                   attention, or one per output tile of a K-split GEMM, whichever is more */

@@ -223,15 +223,13 @@ static int lin_args(CudaGen *g, const LinJob *j, bool norm, int *args)
 
 /* min_blocks > 0: registers for that many blocks per SM (__launch_bounds__);
  * scratch: the K-split GEMM's counters and partial sums (Sc) last. */
-static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, int min_blocks, bool scratch, bool staged)
+static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, int min_blocks, bool scratch)
 {
-    /* staged: the attention's buffers first, and X is its output, written in this launch */
-    const char *x = staged ? "const float *Qa, const float *Ka, const float *Va, float *Kc, float *Vc, float *Sa, float *X"
-                           : "const float *__restrict__ X";
     if (min_blocks > 0)
-        fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256, %d) KNAME(const RtGpuStep *st, %s", min_blocks, x);
+        fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256, %d) KNAME(const RtGpuStep *st, "
+                   "const float *__restrict__ X", min_blocks);
     else
-        fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) KNAME(const RtGpuStep *st, %s", x);
+        fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) KNAME(const RtGpuStep *st, const float *__restrict__ X");
     if (norm)
         fprintf(f, ", const %s *__restrict__ G", j->gt.c);
     for (int i = 0; i < lin_nweights(j); i++)
@@ -240,7 +238,7 @@ static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, i
         fprintf(f, ", const float *E%d", i);
     for (int i = 0; i < j->nparts; i++)
         fprintf(f, ", float *Y%d", i);
-    fprintf(f, "%s%s)\n{\n", scratch ? ", float *Sc" : "", staged ? ", u32 *C" : "");
+    fprintf(f, "%s)\n{\n", scratch ? ", float *Sc" : "");
 }
 
 /* Blocks of one part: its width over the columns a block covers. */
@@ -249,19 +247,19 @@ static int lin_blocks(int64_t N, int per_block)
     return (int)((N + per_block - 1) / per_block);
 }
 
-/* bx (the block within its part, from the block index `bidx`), N, Y and
- * Wv[NW] for this block. */
-static void lin_pick_part(FILE *f, const LinJob *j, const char *wc, int per_block, const char *bidx)
+/* bx (the block within its part, from blockIdx.`dim`), N, Y and Wv[NW] for
+ * this block. */
+static void lin_pick_part(FILE *f, const LinJob *j, const char *wc, int per_block, char dim)
 {
     if (j->nparts == 1) {
-        fprintf(f, "    const int bx = %s, N = %lld;\n    float *const Y = Y0;\n    const %s *const Wv[NW] = {W0",
-                bidx, (long long)j->N[0], wc);
+        fprintf(f, "    const int bx = blockIdx.%c, N = %lld;\n    float *const Y = Y0;\n    const %s *const Wv[NW] = {W0",
+                dim, (long long)j->N[0], wc);
         for (int i = 1; i < j->nw; i++)
             fprintf(f, ", W%d", i);
         fprintf(f, "};\n");
         return;
     }
-    fprintf(f, "    int bx = %s, N;\n    float *Y;\n    const %s *Wp;\n", bidx, wc);
+    fprintf(f, "    int bx = blockIdx.%c, N;\n    float *Y;\n    const %s *Wp;\n", dim, wc);
     int first = 0;
     for (int i = 0; i < j->nparts; i++) {
         int nb = lin_blocks(j->N[i], per_block);
@@ -284,8 +282,6 @@ static int lin_grid(const LinJob *j, int per_block)
 }
 
 static const char *ew_expr(CudaGen *g, const EwProg *p, int nw, const char *idx);
-static void attn_split_fn(CudaGen *g, FILE *f, const Node *n, const KernelChoice *ch, bool staged);
-static int attn_split_scratch(CudaGen *g, const Node *n, const KernelChoice *ch);
 
 /* The value stored at Y[i] from the products v[0..NW-1]. */
 static const char *lin_value(CudaGen *g, const LinJob *j)
@@ -301,17 +297,6 @@ static const char *lin_suffix(CudaGen *g, const LinJob *j, const char *kind, int
     return arena_printf(g->c->arena, "_%s%s_%s%d%s", name, what, kind, param, more);
 }
 
-/* The attention a staged GEMV launch runs first (select: KF_ATTN_IN_GEMV):
- * its x, through views. */
-static const Node *staged_attention(const Node *n)
-{
-    const Node *x = n->src[0];
-    while (ir_ops[x->op].flags & OPF_VIEW)
-        x = x->src[0];
-    IR_ASSERT(x->op == OP_ATTENTION && x->nchoice > 0 && x->choice[0].family == KF_ATTN_IN_GEMV);
-    return x;
-}
-
 /* GEMV: each warp computes `rows` outputs (of every product) for up to 4
  * tokens (blockIdx.y picks the group of 4), reading each weight row once
  * with 16-byte loads. */
@@ -319,51 +304,25 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
 {
     int R = ch->p[0], S = ir_gemv_warps_per_row(ch);   /* S warps share a row (K split S ways) */
     bool vec = ch->p[1], norm = j->norm != NULL;
-    /* the norm's variant for this one (select_norm: the same ranges of T): per warp? */
-    const KernelChoice *nc = norm ? &j->norm->choice[ch - j->n->choice] : NULL;
-    bool wnorm = nc && nc->p[0];
-    const Node *a = ch->p[5] ? staged_attention(j->n) : NULL;
     IR_ASSERT(S == 1 || (vec && 8 % S == 0));
-    IR_ASSERT(!a || (vec && !norm && S == 1));
-    IR_ASSERT(!wnorm || (vec && S == 1 && nc->family == KF_NORM_IN_GEMV));
     /* loads in flight per lane and row (select: gemv_batch) */
     int un = ch->p[3] > 0 ? ch->p[3] : j->nw * R == 1 ? 8 : 2;
     IR_ASSERT(un >= 2 && un <= 8);
     KText t;
     FILE *f = cg_text(&t);
-    if (a)
-        attn_split_fn(g, f, a, &a->choice[0], true);
     /* two rows or products per warp: registers for the blocks per SM that select counted on (2 loads:
        4 blocks, 64 registers; ptxas takes 76-90 unbounded, 2-3 blocks).  Not for one row: bounded,
        ptxas hoists more and spills */
-    lin_signature(f, j, j->wt.c, norm, ir_gemv_min_blocks(un), false, a != NULL);
+    lin_signature(f, j, j->wt.c, norm, ir_gemv_min_blocks(un), false);
     fprintf(f, "    enum { K = %lld, R = %d, NW = %d, S = %d, PF = %d };\n", (long long)j->K, R, j->nw, S,
             ch->p[4] > 0 ? ch->p[4] : ch->p[4] < 0 ? 0 : 128);
-    if (a) {   /* the attention's blocks first, by ticket (prelude: stage_wait) */
-        int64_t hq = a->src[0]->shape[1];
-        fprintf(f,
-                "    enum { SPLITS = %d, HQ = %lld, NGX = %d };   // attention blocks per token SPLITS x HQ; GEMV blocks per 4 tokens\n"
-                "    __shared__ u32 ticket;\n"
-                "    if (threadIdx.x == 0) ticket = atomicAdd(C, 1u);\n"
-                "    __syncthreads();\n"
-                "    const u32 na = SPLITS * HQ * (u32)st->T;\n"
-                "    if (ticket < na) {\n"
-                "        if (threadIdx.x < 128) {\n"
-                "            pdl_wait();\n"
-                "            KNAME_attn(st, ticket %% SPLITS, ticket / SPLITS %% HQ, ticket / (SPLITS * HQ), Qa, Ka, Va, Kc, Vc, Sa, X, C + 1);\n"
-                "        }\n"
-                "        return;\n"
-                "    }\n"
-                "    const int gb = ticket - na;\n",
-                a->choice[0].p[1], (long long)hq, lin_grid(j, 8 * R));
-    }
-    lin_pick_part(f, j, j->wt.c, 8 * R / S, a ? "gb % NGX" : "blockIdx.x");
+    lin_pick_part(f, j, j->wt.c, 8 * R / S, 'x');
     /* the weights do not depend on the kernel before: start pulling the first PF lines of 128
        bytes of this warp's rows into L2 (select: gemv_prefetch, what the L2 holds) before waiting
        for it.  The next kernel may start once every block is past its loads (pdl_launch after the
        loop): one kernel ahead */
     fprintf(f,
-            "    const int T = st->T, r0 = st->row0, t0 = %s * 4;\n"
+            "    const int T = st->T, r0 = st->row0, t0 = blockIdx.y * 4;\n"
             "    const int nt = min(4, T - t0), lane = threadIdx.x & 31, ks = (threadIdx.x >> 5) %% S;\n"
             "    {\n"
             "        const int n = (bx * (8 / S) + (threadIdx.x >> 5) / S) * R;\n"
@@ -377,22 +336,9 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "                        prefetch_l2((const char *)(Wv[q] + (size_t)(n + r) * K) + c * 128);\n"
             "    }\n"
             "    pdl_wait();\n"
-            "%s"
             "    if (t0 >= T) return;\n"
-            "    const float *x = X + (size_t)(r0 + t0) * K;\n",
-            a ? "gb / NGX" : "blockIdx.y",
-            /* the grid is per token, so at T = 2..4 some GEMV blocks have no tokens: they count
-               themselves past without waiting (the reset needs only the others past the wait) */
-            a ? "    if (t0 < T) stage_wait(C + 1, HQ * T);   // every head of every token done\n"
-                "    if (threadIdx.x == 0 && atomicAdd(C + 2, 1u) == NGX * (u32)T - 1) {   // the last to pass: counters back to 0\n"
-                "        C[0] = 0;\n"
-                "        C[1] = 0;\n"
-                "        C[2] = 0;\n"
-                "    }\n"
-              : "");
-    if (wnorm)   /* the folded rms_norm, per warp: each token's sum of squares as x is read */
-        fprintf(f, "    float ss[4] = {0.f, 0.f, 0.f, 0.f};\n");
-    else if (norm)   /* the folded rms_norm: each token's 1/rms, by the whole block */
+            "    const float *x = X + (size_t)(r0 + t0) * K;\n");
+    if (norm)   /* the folded rms_norm: each token's 1/rms, by the whole block */
         fprintf(f,
                 "    __shared__ float sh[32];\n"
                 "    float inv[4];\n"
@@ -446,8 +392,8 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 "#pragma unroll\n"
                 "            for (int u = 0; u < 4; u++) {\n"
                 "                if (u < nt) {\n"
-                "                    float4 a = %s(x + (size_t)u * K + k));\n"
-                "                    float4 b = %s(x + (size_t)u * K + k + 4));\n"
+                "                    float4 a = *(const float4 *)(x + (size_t)u * K + k);\n"
+                "                    float4 b = *(const float4 *)(x + (size_t)u * K + k + 4);\n"
                 "%s"
                 "#pragma unroll\n"
                 "                    for (int q = 0; q < NW; q++)\n"
@@ -462,14 +408,9 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 "    }\n",
                 un, j->wt.sfx, j->wt.sfx,
                 norm ? arena_printf(g->c->arena, "            float gv[8];\n            ld8_%s(G, k, gv);\n", j->gt.sfx) : "",
-                /* x written in this launch (staged): through the L2, never a stale L1 line */
-                a ? "__ldcg((const float4 *)" : "*((const float4 *)", a ? "__ldcg((const float4 *)" : "*((const float4 *)",
-                wnorm ? "                    ss[u] += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w;\n"
-                        "                    a.x *= gv[0]; a.y *= gv[1]; a.z *= gv[2]; a.w *= gv[3];\n"
-                        "                    b.x *= gv[4]; b.y *= gv[5]; b.z *= gv[6]; b.w *= gv[7];\n"
-                : norm ? "                    a.x *= gv[0] * inv[u]; a.y *= gv[1] * inv[u]; a.z *= gv[2] * inv[u]; a.w *= gv[3] * inv[u];\n"
-                         "                    b.x *= gv[4] * inv[u]; b.y *= gv[5] * inv[u]; b.z *= gv[6] * inv[u]; b.w *= gv[7] * inv[u];\n"
-                       : "");
+                norm ? "                    a.x *= gv[0] * inv[u]; a.y *= gv[1] * inv[u]; a.z *= gv[2] * inv[u]; a.w *= gv[3] * inv[u];\n"
+                       "                    b.x *= gv[4] * inv[u]; b.y *= gv[5] * inv[u]; b.z *= gv[6] * inv[u]; b.w *= gv[7] * inv[u];\n"
+                     : "");
     else
         fprintf(f,
                 "    for (int k = lane; k < K; k += 32) {\n"
@@ -490,17 +431,6 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 "    }\n",
                 j->wt.sfx, norm ? arena_printf(g->c->arena, " * ldw_%s(G, k) * inv[u]", j->gt.sfx) : "");
     fprintf(f, "    pdl_launch();\n");
-    if (wnorm)   /* the warp has read all of x: its sums scaled by each token's 1/rms */
-        fprintf(f,
-                "#pragma unroll\n"
-                "    for (int u = 0; u < 4; u++) {\n"
-                "        const float inv = 1.0f / sqrtf(warp_sum(ss[u]) / %lld.0f + %.9ef);\n"
-                "#pragma unroll\n"
-                "        for (int q = 0; q < NW; q++)\n"
-                "#pragma unroll\n"
-                "            for (int r = 0; r < R; r++) acc[q][r][u] *= inv;\n"
-                "    }\n",
-                (long long)j->K, j->norm->a.eps);
     if (S > 1)   /* the S warps of a row: each one's sums through shared memory, the first adds them */
         fprintf(f,
                 "    __shared__ float red[8][NW][R][4];\n"
@@ -618,11 +548,11 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
     const char *ty = j->w[0]->dt == DT_BF16 ? "bf16" : "f16";
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, "u16", false, 0, ks > 1, false);
+    lin_signature(f, j, "u16", false, 0, ks > 1);
     fprintf(f, "    enum { K = %lld, BM = %d, NW = %d, BN = 128 / NW, SPLIT = %d, MT = BM / 32, AV = BM / 32, NK = (K + 31) / 32 };\n"
                "    enum { KS = %d, KC = (NK + KS - 1) / KS, CNT = %lld };   // K splits, steps of 32 per split, counters\n",
             (long long)j->K, BM, j->nw, split, ks, (long long)g->counters);
-    lin_pick_part(f, j, "u16", 128 / j->nw, "blockIdx.x");
+    lin_pick_part(f, j, "u16", 128 / j->nw, 'x');
     fprintf(f,
             "    const int M = st->T, r0 = st->row0, m0 = blockIdx.y * BM, n0 = bx * BN;\n"
             "    if (m0 >= M) return;\n"
@@ -806,10 +736,10 @@ static const char *mma_wide_kernel(CudaGen *g, const LinJob *j)
     const char *ty = j->w[0]->dt == DT_BF16 ? "bf16" : "f16";
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, "u16", false, 1, false, false);
+    lin_signature(f, j, "u16", false, 1, false);
     fprintf(f, "    enum { K = %lld, BM = 128, NW = %d, BN = 256 / NW, S = %d, NK = (K + 31) / 32, CW = 8 / NW };\n",
             (long long)j->K, j->nw, wide_stages(g));
-    lin_pick_part(f, j, "u16", 256 / j->nw, "blockIdx.y");
+    lin_pick_part(f, j, "u16", 256 / j->nw, 'y');
     fprintf(f,
             "    const int M = st->T, r0 = st->row0, m0 = blockIdx.x * BM, n0 = bx * BN;\n"
             "    if (m0 >= M) return;\n"
@@ -923,10 +853,10 @@ static const char *wgmma_kernel(CudaGen *g, const LinJob *j, const KernelChoice 
     g->wgmma = true;
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, "u16", false, 1, false, false);
+    lin_signature(f, j, "u16", false, 1, false);
     fprintf(f, "    enum { K = %lld, BM = 128, NW = %d, BN = 256 / NW, S = %d, NK = (K + 63) / 64, AT = %d };\n",
             (long long)j->K, j->nw, ch->p[4], xh ? ch->p[4] : 3);
-    lin_pick_part(f, j, "u16", 256 / j->nw, "blockIdx.y");
+    lin_pick_part(f, j, "u16", 256 / j->nw, 'y');
     fprintf(f,
             "    const int M = st->T, r0 = st->row0, m0 = blockIdx.x * BM, n0 = bx * BN;\n"
             "    if (m0 >= M) return;\n"
@@ -1061,33 +991,6 @@ void cg_wgmma_helpers(FILE *f)
     fputs("// ---- end of wgmma ----\n", f);
 }
 
-/* The GEMV launch that runs the attention its x comes from in its first
- * blocks: the attention's buffers (q, k, v, the caches, its scratch) before
- * the GEMV's (lin_args: x, the attention's output, first), then the launch's
- * own counters (ticket, heads done, GEMV blocks past the wait), zeroed at
- * allocation and by the last block.  Grid: SPLITS x HQ attention blocks
- * and the GEMV's blocks, per token (blockIdx is not used: the ticket is). */
-static RtLaunch *emit_staged_gemv(CudaGen *g, const LinJob *j, const KernelChoice *ch, const int *largs, int nlargs)
-{
-    const Node *a = staged_attention(j->n);
-    const KernelChoice *ac = &a->choice[0];
-    IR_ASSERT(largs[0] == cg_buf(g, a) && 7 + nlargs <= RT_MAX_ARGS);
-    int args[RT_MAX_ARGS] = {cg_buf(g, a->src[0]), cg_buf(g, a->src[1]), cg_buf(g, a->src[2]), g->attn_kv[2 * a->id],
-                             g->attn_kv[2 * a->id + 1], attn_split_scratch(g, a, ac)};
-    memcpy(args + 6, largs, (size_t)nlargs * sizeof *largs);
-    int cb = pt_new_buf(&g->t);
-    RtBuf *b = &g->t.bufs[cb];
-    b->kind = RB_SCRATCH;
-    b->name = arena_printf(g->c->arena, "stage counters of %%%d (layer %d)", j->n->id, j->n->layer);
-    b->dtype = RT_I32;
-    b->bytes_const = 16;
-    args[6 + nlargs] = cb;
-    RtLaunch *l = cg_launch(g, j->n, gemv_kernel(g, j, ch), 7 + nlargs, args, 256);
-    set_grid(l, ac->p[1] * (int)a->src[0]->shape[1] + lin_grid(j, 8 * ch->p[0]), 1, 1);
-    l->grid_tok[1] = 1;
-    return l;
-}
-
 static bool emit_linear(CudaGen *g, Node *n)
 {
     if (n->lead)   /* its lead's launch computes it */
@@ -1098,12 +1001,10 @@ static bool emit_linear(CudaGen *g, Node *n)
     IR_ASSERT(n->nchoice > 0 && j.nw <= 2);
     for (int i = 0; i < n->nchoice; i++) {
         const KernelChoice *ch = &n->choice[i];
-        int args[RT_MAX_ARGS];
+        int args[12];
         int nargs = lin_args(g, &j, j.norm && ch->family == KF_GEMV, args);
         RtLaunch *l;
-        if (ch->family == KF_GEMV && ch->p[5])
-            l = emit_staged_gemv(g, &j, ch, args, nargs);
-        else if (ch->family == KF_GEMV) {
+        if (ch->family == KF_GEMV) {
             l = cg_launch(g, n, gemv_kernel(g, &j, ch), nargs, args, 256);
             set_grid(l, lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch)), 1, 1);
             l->grid_tok[1] = 4;
@@ -1195,7 +1096,7 @@ static bool emit_rope(CudaGen *g, Node *n)
  * piece costs one round trip to memory rather than one per key.  Keys before
  * pos0 come from the caches, the step's own from K and V (rotated here when
  * RoPE is on), so the kernel need not wait for them to be stored. */
-static void attn_core(FILE *f, int64_t dh, bool rope, const char *sync)
+static void attn_core(FILE *f, int64_t dh, bool rope)
 {
     int nd = (int)((dh + 31) / 32);
     fprintf(f,
@@ -1245,20 +1146,19 @@ static void attn_core(FILE *f, int64_t dh, bool rope, const char *sync)
             "            }\n"
             "        }\n"
             "        if (lane == 0) smax[warp] = mx;\n"
-            "        %s;\n"
+            "        __syncthreads();\n"
             "        const float bm = fmaxf(fmaxf(smax[0], smax[1]), fmaxf(smax[2], smax[3]));\n"
-            "        %s;\n"
+            "        __syncthreads();\n"
             "        if (pass == 0 && (bm - phi > %.1ff || bm - phi < -%.1ff)) { phi = bm; continue; }\n"
             "        break;\n"
             "    }\n"
             "#pragma unroll\n"
             "    for (int i = 0; i < ND; i++) if (lane + 32 * i < DH) sacc[warp][lane + 32 * i] = acc[i];\n"
             "    if (lane == 0) sl[warp] = l;\n"
-            "    %s;\n"
+            "    __syncthreads();\n"
             "    const float lt = sl[0] + sl[1] + sl[2] + sl[3];\n",
             (long long)dh, nd, ATTN_PHI, rope ? "KNAME_rope(qr, lane + 32 * i, (float)(pos0 + t))" : "qr[lane + 32 * i]",
-            rope ? "KNAME_rope(kr, lane + 32 * i, (float)j)" : "kr[lane + 32 * i]", sync, sync, ATTN_PHI_RANGE,
-            ATTN_PHI_RANGE, sync);
+            rope ? "KNAME_rope(kr, lane + 32 * i, (float)j)" : "kr[lane + 32 * i]", ATTN_PHI_RANGE, ATTN_PHI_RANGE);
 }
 
 /* A prefill attention kernel's head: the RoPE table when q is rotated there,
@@ -1413,41 +1313,34 @@ static const char *attn_mma_kernel(CudaGen *g, const Node *n, bool half)
     return cg_kernel(g, n, &t, half ? "_fa_h" : "_fa");
 }
 
-/* Decode attention (T <= 4), split-KV, as the device function KNAME_attn(st,
- * bx, h, t, ...): piece bx of head h's keys for token t, by 128 threads.  The
- * context goes in up to SPLITS pieces of at least MINCH keys (select's choice:
- * p[1], p[0]; more pieces, shorter serial loops, as the context grows).
- * Piece 0 of each KV head's first query head also stores the step's keys
- * (rotated) and values in the caches; the pieces read those from K and V, so
- * no launch runs between.  Each piece leaves its sums (with its max, phi) in
- * the scratch buffer and counts itself done; the last of a head's pieces adds
- * them up and writes O (FlashDecoding++'s unified max: pieces with the same
- * phi add without rescaling).  A context of one piece writes O directly.
- * `staged` (select: KF_ATTN_IN_GEMV, the first blocks of the GEMV launch
- * that reads it): the 128 threads meet at barrier 1 rather than the block's,
- * and whichever block finishes a head's output counts it in *done (fence,
- * then atomicAdd) for the GEMV blocks waiting on it.  The RoPE table and
- * function come first when q and k are rotated here. */
-static void attn_split_fn(CudaGen *g, FILE *f, const Node *n, const KernelChoice *ch, bool staged)
+/* Decode attention (T <= 4), split-KV: the context in up to SPLITS pieces of
+ * at least MINCH keys (select's choice: p[1], p[0]; more pieces, shorter
+ * serial loops, as the context grows), a block per piece, head and token.  Block 0 of each KV head's first
+ * query head also stores the step's keys (rotated) and values in the caches;
+ * the pieces read those from K and V, so no launch runs between.  Each piece
+ * leaves its sums (with its max, phi) in the scratch buffer and counts itself
+ * done; the last of a head's pieces adds them up and writes O (FlashDecoding++'s
+ * unified max: pieces with the same phi add without rescaling).  A context of
+ * one piece writes O directly. */
+static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc, int vc)
 {
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
     int minch = ch->p[0], splits = ch->p[1];
+    int scratch = cg_scratch(g, (int64_t)splits * 4 * hq * (dh + 2));
     bool rope = n->a.attn.rope;
-    const char *sync = staged ? "bar_sync128()" : "__syncthreads()";
-    /* staged: the head's output is out; count it done (inside the ns == 1 branch, then at the end) */
-    const char *finish_in = staged ? "        __threadfence();\n        bar_sync128();\n        if (threadIdx.x == 0) atomicAdd(done, 1u);\n" : "";
-    const char *finish_end = staged ? "    __threadfence();\n    bar_sync128();\n    if (threadIdx.x == 0) atomicAdd(done, 1u);\n" : "";
+    KText t;
+    FILE *f = cg_text(&t);
     if (rope)
         rope_fn(g, f, &n->a.attn.rope_attr, dh);
     fprintf(f,
-            "DEV void KNAME_attn(const RtGpuStep *st, const int bx, const int h, const int t, const float *Q, const float *K, "
-            "const float *V, float *Kc, float *Vc, float *S, float *O%s)\n"
+            "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, const float *K, "
+            "const float *V, float *Kc, float *Vc, float *S, float *O)\n"
             "{\n"
             "    enum { HQ = %lld, HKV = %lld, SPLITS = %d, MINCH = %d, CNT = %lld };\n"
             "    const float SCALE = %.9ef;\n"
-            "    const int T = st->T, pos0 = st->pos0, kvh = h / (HQ / HKV);\n"
+            "    const int T = st->T, pos0 = st->pos0, h = blockIdx.y, t = blockIdx.z, kvh = h / (HQ / HKV);\n"
             "    if (t >= T) return;\n"
-            "    if (bx == 0 && t == 0 && h %% (HQ / HKV) == 0)\n"
+            "    if (blockIdx.x == 0 && t == 0 && h %% (HQ / HKV) == 0)\n"
             "        for (int e = threadIdx.x; e < T * %lld; e += 128) {\n"
             "            const int u = e / %lld, d = e %% %lld;\n"
             "            const size_t src = ((size_t)u * HKV + kvh) * %lld, dst = ((size_t)(pos0 + u) * HKV + kvh) * %lld;\n"
@@ -1455,33 +1348,32 @@ static void attn_split_fn(CudaGen *g, FILE *f, const Node *n, const KernelChoice
             "            Vc[dst + d] = V[src + d];\n"
             "        }\n"
             "    const int L = %s, chunk = max((int)MINCH, (L + SPLITS - 1) / SPLITS), ns = (L + chunk - 1) / chunk;\n"
-            "    const int j0 = bx * chunk, j1 = min(L, j0 + chunk);\n"
+            "    const int j0 = blockIdx.x * chunk, j1 = min(L, j0 + chunk);\n"
             "    if (j0 >= L) return;\n",
-            staged ? ", u32 *done" : "", (long long)hq, (long long)hkv, splits, minch, (long long)g->counters,
-            ir_attention_scale(n), (long long)dh, (long long)dh, (long long)dh, (long long)dh, (long long)dh,
+            (long long)hq, (long long)hkv, splits, minch, (long long)g->counters, ir_attention_scale(n),
+            (long long)dh, (long long)dh, (long long)dh, (long long)dh, (long long)dh,
             rope ? "KNAME_rope(K + src, d, (float)(pos0 + u))" : "K[src + d]",
             n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T");
-    attn_core(f, dh, rope, sync);
+    attn_core(f, dh, rope);
     fprintf(f,
             "    float *const out = O + ((size_t)t * HQ + h) * DH;\n"
             "    if (ns == 1) {\n"
             "        for (int d = threadIdx.x; d < DH; d += 128) out[d] = (sacc[0][d] + sacc[1][d] + sacc[2][d] + sacc[3][d]) / lt;\n"
-            "%s"
             "        return;\n"
             "    }\n"
             "    float *const P = S + CNT;\n"
-            "    float *o = P + (((size_t)bx * 4 + t) * HQ + h) * (DH + 2);\n"
+            "    float *o = P + (((size_t)blockIdx.x * 4 + t) * HQ + h) * (DH + 2);\n"
             "    for (int d = threadIdx.x; d < DH; d += 128) o[d] = sacc[0][d] + sacc[1][d] + sacc[2][d] + sacc[3][d];\n"
             "    if (threadIdx.x == 0) { o[DH] = phi; o[DH + 1] = lt; }\n"
             "    __threadfence();\n"
-            "    %s;\n"
+            "    __syncthreads();\n"
             "    __shared__ int last;\n"
             "    if (threadIdx.x == 0) {\n"
             "        unsigned *c = (unsigned *)S + t * HQ + h;\n"
             "        last = atomicAdd(c, 1u) == (unsigned)ns - 1;\n"
             "        if (last) *c = 0;\n"
             "    }\n"
-            "    %s;\n"
+            "    __syncthreads();\n"
             "    if (!last) return;\n"
             "    __threadfence();\n"
             "    float m = NEG_INF, den = 0.f;\n"
@@ -1498,36 +1390,11 @@ static void attn_split_fn(CudaGen *g, FILE *f, const Node *n, const KernelChoice
             "        }\n"
             "        out[d] = num / den;\n"
             "    }\n"
-            "%s"
-            "}\n",
-            finish_in, sync, sync, finish_end);
-}
-
-/* The scratch a split-KV attention's pieces leave their partial sums in. */
-static int attn_split_scratch(CudaGen *g, const Node *n, const KernelChoice *ch)
-{
-    int64_t hq = n->src[0]->shape[1], dh = n->src[0]->shape[2];
-    return cg_scratch(g, (int64_t)ch->p[1] * 4 * hq * (dh + 2));
-}
-
-/* The split-KV attention's own kernel (select: KF_ATTN_SPLIT): a block per
- * piece, head and token. */
-static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc, int vc)
-{
-    KText t;
-    FILE *f = cg_text(&t);
-    attn_split_fn(g, f, n, ch, false);
-    fprintf(f,
-            "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, const float *K, "
-            "const float *V, float *Kc, float *Vc, float *S, float *O)\n"
-            "{\n"
-            "    KNAME_attn(st, blockIdx.x, blockIdx.y, blockIdx.z, Q, K, V, Kc, Vc, S, O);\n"
             "}\n");
     const char *k = cg_kernel(g, n, &t, "_split");
-    int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc, attn_split_scratch(g, n, ch),
-                  cg_buf(g, n)};
+    int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc, scratch, cg_buf(g, n)};
     RtLaunch *l = cg_launch(g, n, k, 7, args, 128);
-    set_grid(l, ch->p[1], (int)n->src[0]->shape[1], 1);
+    set_grid(l, splits, (int)hq, 1);
     l->min_T = ch->min_T;
     l->max_T = ch->max_T;
     l->grid_tok[2] = 1;
@@ -1571,13 +1438,8 @@ static bool emit_attention(CudaGen *g, Node *n)
 
     for (int c = 0; c < n->nchoice; c++) {
         const KernelChoice *ch = &n->choice[c];
-        if (ch->family == KF_ATTN_SPLIT || ch->family == KF_ATTN_IN_GEMV) {
-            if (ch->family == KF_ATTN_SPLIT)
-                emit_attn_split(g, n, ch, kc, vc);
-            else {   /* the GEMV that reads it runs it (gemv_kernel, staged): its caches for that launch */
-                g->attn_kv[2 * n->id] = kc;
-                g->attn_kv[2 * n->id + 1] = vc;
-            }
+        if (ch->family == KF_ATTN_SPLIT) {
+            emit_attn_split(g, n, ch, kc, vc);
             g->t.launch[store].min_T = ch->max_T + 1;   /* the split kernel stores the step's keys itself */
         } else if (ch->family == KF_ATTN_MMA) {
             int aargs[] = {cg_buf(g, n->src[0]), kc, vc, cg_buf(g, n)};

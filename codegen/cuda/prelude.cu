@@ -171,28 +171,6 @@ DEV void pdl_wait()
 DEV void pdl_begin() { pdl_launch(); pdl_wait(); }
 DEV void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
-// Stages of one launch (the decode attention in the first blocks of the GEMV
-// that reads it): a block's role comes from a ticket, taken in the order the
-// blocks start, so every block a later stage waits for is already running.
-// The first 128 threads of a block meet at barrier 1 (the attention's four
-// warps, while the block's other warps have left).
-DEV void bar_sync128() { asm volatile("bar.sync 1, 128;" ::: "memory"); }
-DEV u32 ld_acquire(const u32 *p)
-{
-    u32 v;
-    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
-// Until *p reaches n (its writers' fence, then atomicAdd, made their stores
-// visible): one thread of the block polls, then the block goes on.
-DEV void stage_wait(const u32 *p, u32 n)
-{
-    if (threadIdx.x == 0)
-        while (ld_acquire(p) < n)
-            __nanosleep(32);
-    __syncthreads();
-}
-
 // Greedy decoding on the device: the index of the largest logit of the last
 // row, as a key (ordered float bits << 32 | ~index) so that atomicMax keeps
 // the largest value and, among equals, the smallest index.  NaNs are skipped;

@@ -185,14 +185,6 @@ static void check_ksplit(const Build *b, const Node *n)
         assert_int_equal(ir_mma_ksplit(&n->choice[1]), 8);
 }
 
-/* MODELC_ATTN_IN_GEMV: select runs decode attention in the o_proj GEMV's launch (off by default;
- * main() turns it on for every test but test_attn_in_gemv_off) */
-static bool attn_in_gemv(void)
-{
-    const char *v = getenv("MODELC_ATTN_IN_GEMV");
-    return v && *v && strcmp(v, "0");
-}
-
 static void check_select(const Shape *s, DType dt)
 {
     Build b;
@@ -275,27 +267,8 @@ static void check_select(const Shape *s, DType dt)
                     assert_int_equal(last->p[4], 1);
                 }
             }
-        } else if (!attn_in_gemv()) {
-            assert_int_equal(n->choice[0].family, KF_ATTN_SPLIT);
-            assert_int_equal(n->choice[1].family, KF_ATTN_ROWS);
         } else {
-            /* decode: in the first blocks of the GEMV that reads it (through merge_heads, o_proj), which
-               keeps each row on one warp and says so */
-            assert_int_equal(n->choice[0].family, KF_ATTN_IN_GEMV);
-            assert_true(n->choice[0].p[0] == 32 && n->choice[0].p[1] == 16);
-            const Node *gemv = NULL;
-            for (int j = i + 1; j < b.comp.graph->n && !gemv; j++) {
-                const Node *m = b.comp.graph->nodes[j];
-                if (m->nsrc && m->src[0]->nsrc && m->src[0]->src[0] == n && m->src[0]->op == OP_MERGE_HEADS)
-                    gemv = m;
-            }
-            assert_non_null(gemv);
-            assert_int_equal(gemv->choice[0].family, KF_GEMV);
-            assert_int_equal(gemv->choice[0].p[5], 1);
-            assert_int_equal(ir_gemv_warps_per_row(&gemv->choice[0]), 1);
-            assert_true(gemv->choice[0].min_T == 1 && gemv->choice[0].max_T == n->choice[0].max_T);
-            for (int c = 1; c < gemv->nchoice; c++)
-                assert_int_equal(gemv->choice[c].p[5] * (gemv->choice[c].family == KF_GEMV), 0);
+            assert_int_equal(n->choice[0].family, KF_ATTN_SPLIT);
             assert_int_equal(n->choice[1].family, KF_ATTN_ROWS);
             if (n->src[0]->shape[2] % 16 == 0) {   /* tensor cores from T = 64; f16 out from 512 for wgmma GEMMs */
                 assert_true(n->nchoice >= 3 && n->choice[2].family == KF_ATTN_MMA && n->choice[2].min_T == 64);
@@ -525,51 +498,6 @@ static void check_half_activations(const Shape *s, const RtProgram *p, bool expe
         assert_true(writers >= 4 * 2 && readers >= writers);
 }
 
-/* The k cache of the attention whose first launch (the key store) is l. */
-static int split_kv_cache(const RtProgram *p, int l)
-{
-    const RtLaunch *L = &p->launch[l];
-    assert_non_null(strstr(L->kernel, "_kv_store"));
-    assert_int_equal(p->bufs[L->args[2]].kind, RB_KV);
-    return L->args[2];
-}
-
-/* Decode's staged launches (select: KF_ATTN_IN_GEMV): the attention's q, k,
- * v, caches and scratch, then the GEMV's x -- the attention's output -- and
- * the rest, then its own 16 bytes of counters (a buffer of its own: no other
- * launch touches them); SPLITS x HQ attention blocks and the GEMV's per token,
- * 256 threads; none in the attention layer's other variants. */
-static void check_staged(const Build *b, const RtProgram *p, const char *src)
-{
-    int staged = 0, attns = 0;
-    int64_t hq = 0;
-    for (int i = 0; i < b->comp.graph->n; i++)
-        if (b->comp.graph->nodes[i]->op == OP_ATTENTION) {
-            attns++;
-            hq = b->comp.graph->nodes[i]->src[0]->shape[1];
-        }
-    for (int l = 0; l < p->nlaunch; l++) {
-        const RtLaunch *L = &p->launch[l];
-        if (!strstr(L->kernel, "_gemv") || L->nargs < 8 || p->bufs[L->args[3]].kind != RB_KV)
-            continue;
-        staged++;
-        assert_true(L->min_T == 1 && L->max_T == 4);
-        assert_int_equal(p->bufs[L->args[4]].kind, RB_KV);
-        assert_int_equal(p->bufs[L->args[5]].kind, RB_SCRATCH);
-        const RtBuf *c = &p->bufs[L->args[L->nargs - 1]];
-        assert_true(c->kind == RB_SCRATCH && c->bytes_const == 16 && c->bytes_per_pos == 0);
-        for (int k = 0; k < p->nlaunch; k++)
-            for (int a = 0; a < p->launch[k].nargs; a++)
-                assert_true(p->launch[k].args[a] != L->args[L->nargs - 1] || k == l);
-        assert_true(L->block == 256 && L->grid_tok[1] == 1 && L->grid[1] == 1 && L->grid[2] == 1);
-        assert_true(L->grid[0] > 16 * hq);
-        char def[300];
-        snprintf(def, sizeof def, "DEV void %s_attn(", L->kernel);
-        assert_non_null(strstr(src, def));
-    }
-    assert_int_equal(staged, attn_in_gemv() ? attns : 0);
-}
-
 static void check_program(const Shape *s, DType dt, int sm)
 {
     Build b;
@@ -611,15 +539,7 @@ static void check_program(const Shape *s, DType dt, int sm)
                 stores += runs && (split || strstr(p->launch[k].kernel, "_kv_store"));
                 kernels += runs && !strstr(p->launch[k].kernel, "_kv_store");
             }
-            if (Ts[ti] <= 4 && attn_in_gemv()) {   /* decode: a staged GEMV launch runs it (and stores the keys) */
-                int staged = 0;
-                for (int k = 0; k < p->nlaunch; k++)
-                    staged += runs_at(&p->launch[k], Ts[ti]) && p->launch[k].nargs > 6 &&
-                              p->launch[k].args[3] == split_kv_cache(p, l) && strstr(p->launch[k].kernel, "_gemv");
-                stores += staged;
-                kernels += staged;
-            }
-            if (stores != 1 || kernels != 1)
+            if (stores != 1 || kernels != 1 || (Ts[ti] <= 4 && stores + kernels != 2))
                 fail_msg("%s T=%lld: %s stores keys %d times and runs %d kernels", s->name, (long long)Ts[ti],
                          p->launch[l].what, stores, kernels);
         }
@@ -694,7 +614,6 @@ static void check_program(const Shape *s, DType dt, int sm)
         assert_true(wides > 0);
     assert_int_equal(others, 0);
     check_half_activations(s, p, sm == 90 && dt == DT_F16 && wides > 0);
-    check_staged(&b, p, src);
     assert_true((strstr(src, "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16") != NULL) == (sm == 90 && wides > 0));
     /* the logits' launches after the last attention run on the last row alone */
     assert_true(p->launch[p->nlaunch - 1].tail);
@@ -769,19 +688,6 @@ static void test_program(void **state)
     }
 }
 
-/* Without MODELC_ATTN_IN_GEMV, decode attention keeps its own split-KV kernel (which stores the
- * keys) and no GEMV carries it. */
-static void test_attn_in_gemv_off(void **state)
-{
-    (void)state;
-    unsetenv("MODELC_ATTN_IN_GEMV");
-    check_select(&shapes[2], DT_F16);
-    check_program(&shapes[2], DT_F16, 90);
-    setenv("MODELC_ATTN_IN_GEMV", "0", 1);
-    check_program(&shapes[0], DT_BF16, 90);
-    setenv("MODELC_ATTN_IN_GEMV", "1", 1);
-}
-
 /* ---- NVRTC ----------------------------------------------------------------------- */
 
 static void check_nvrtc(const Shape *s, DType dt, int sm)
@@ -817,51 +723,6 @@ static void test_nvrtc_all_kernels(void **state)
                 if (i != 3 || a == 1)   /* the 8B shape: sm_90 only (its kernels equal the 1B's but for sizes) */
                     check_nvrtc(&shapes[i], dts[d], sms[a]);
     check_nvrtc(&shapes[0], DT_F32, 90);
-    unsetenv("MODELC_ATTN_IN_GEMV");   /* the default: decode attention in its own split-KV kernel */
-    check_nvrtc(&shapes[1], DT_F16, 90);
-    check_nvrtc(&shapes[2], DT_BF16, 80);
-    setenv("MODELC_ATTN_IN_GEMV", "1", 1);
-}
-
-/* MODELC_GEMV_WARP_NORM=1: each warp of a GEMV that folds an rms_norm in sums the squares of the
- * x it reads and scales its sums at the end -- every folded norm of the 1B shape per warp, and the
- * final one folded too (the lm_head's launch, over NORM_FOLD_BLOCKS blocks); off by default. */
-static void test_gemv_warp_norm(void **state)
-{
-    (void)state;
-    for (int on = 0; on < 2; on++) {
-        if (on)
-            setenv("MODELC_GEMV_WARP_NORM", "1", 1);
-        else
-            unsetenv("MODELC_GEMV_WARP_NORM");
-        Build b;
-        build(&b, &shapes[2], DT_F16, 90);
-        int folded = 0, per_warp = 0;
-        for (int i = 0; i < b.comp.graph->n; i++) {
-            const Node *n = b.comp.graph->nodes[i];
-            if (n->op != OP_RMS_NORM || n->nchoice == 0 || n->choice[0].family != KF_NORM_IN_GEMV)
-                continue;
-            folded++;
-            per_warp += n->choice[0].p[0];
-            for (int c = 1; c < n->nchoice; c++)   /* the tensor-core GEMMs' norm kernels: never per warp */
-                assert_int_equal(n->choice[c].p[0], 0);
-        }
-        assert_int_equal(folded, on ? 2 * 16 + 1 : 2 * 16);
-        assert_int_equal(per_warp, on ? folded : 0);
-        const char *src = cuda_source(b.m);
-        assert_int_equal(strstr(src, "ss[u] += a.x * a.x") != NULL, on);
-        assert_int_equal(strstr(src, "inv[u] = u < nt ? 1.0f / sqrtf(block_sum(ss, sh)") != NULL, !on);
-        build_free(&b);
-    }
-    check_select(&shapes[2], DT_F16);
-    check_program(&shapes[1], DT_BF16, 90);
-    check_program(&shapes[0], DT_F32, 90);
-    if (!getenv("MODELC_NO_NVRTC")) {
-        check_nvrtc(&shapes[2], DT_F16, 90);
-        check_nvrtc(&shapes[1], DT_BF16, 80);
-        check_nvrtc(&shapes[0], DT_F32, 90);
-    }
-    unsetenv("MODELC_GEMV_WARP_NORM");
 }
 
 /* A kernel NVRTC rejects: the message carries NVRTC's log and where the source went. */
@@ -990,7 +851,6 @@ static void test_plan_roundtrip(void **state)
 
 int main(void)
 {
-    setenv("MODELC_ATTN_IN_GEMV", "1", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_target),
         cmocka_unit_test(test_select),
@@ -998,10 +858,8 @@ int main(void)
         cmocka_unit_test(test_epilogue),
         cmocka_unit_test(test_select_cpu_is_untouched),
         cmocka_unit_test(test_program),
-        cmocka_unit_test(test_attn_in_gemv_off),
         cmocka_unit_test(test_half_activations_only_for_wgmma_readers),
         cmocka_unit_test(test_nvrtc_all_kernels),
-        cmocka_unit_test(test_gemv_warp_norm),
         cmocka_unit_test(test_nvrtc_error_message),
         cmocka_unit_test(test_plan_roundtrip),
     };
