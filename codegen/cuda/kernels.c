@@ -1001,7 +1001,7 @@ static bool emit_linear(CudaGen *g, Node *n)
     IR_ASSERT(n->nchoice > 0 && j.nw <= 2);
     for (int i = 0; i < n->nchoice; i++) {
         const KernelChoice *ch = &n->choice[i];
-        int args[12];
+        int args[RT_MAX_ARGS];
         int nargs = lin_args(g, &j, j.norm && ch->family == KF_GEMV, args);
         RtLaunch *l;
         if (ch->family == KF_GEMV) {
