@@ -340,7 +340,8 @@ static bool compile_cpu(const Opts *o, Build *b)
 
 static bool compile_cuda(const Opts *o, Build *b, bool nvrtc)
 {
-    CudaOptions co = {.sm = b->sm, .dequantize = true};
+    const char *tl = getenv("MODELC_TIMELINE");
+    CudaOptions co = {.sm = b->sm, .dequantize = true, .timeline = tl && *tl && strcmp(tl, "0")};
     double t0 = now();
     if (!cuda_codegen(&b->comp, &co, &b->cuda))
         return false;

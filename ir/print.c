@@ -153,7 +153,11 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
     case KF_WGMMA:
         fprintf(f, " m64n%dk16 tile=%dx%dx%d warpgroups=%d stages=%d", k->p[1], k->p[0], k->p[1], k->p[2], k->p[3], k->p[4]);
         break;
-    case KF_ATTN_SPLIT: fprintf(f, " keys/piece>=%d pieces<=%d", k->p[0], k->p[1]); break;
+    case KF_ATTN_SPLIT:
+        fprintf(f, " keys/piece>=%d pieces<=%d", k->p[0], k->p[1]);
+        if (k->p[2] > 0)
+            fprintf(f, " ahead=%dKB", k->p[2]);
+        break;
     case KF_ATTN_ROWS: case KF_ATTN_MMA: case KF_NORM_ROWS: case KF_NORM_IN_GEMV: break;
     }
     if (k->x_f16)

@@ -229,6 +229,18 @@ static int64_t gemv_prefetch_budget(void)
     return v && *v && !*end && kb >= 0 && kb <= (1 << 30) ? (int64_t)kb << 10 : GEMV_PREFETCH_BYTES;
 }
 
+/* Decode attention reads little and waits much: its blocks may pull the
+ * weights of the launch after the next (the MLP's gate+up, behind o_proj)
+ * into L2 meanwhile, MODELC_ATTN_PREFETCH_KB of them (an experiment-only
+ * knob; 0, the default, pulls none). */
+static int attn_prefetch_kb(void)
+{
+    const char *v = getenv("MODELC_ATTN_PREFETCH_KB");
+    char *end;
+    long kb = v && *v ? strtol(v, &end, 10) : 0;
+    return v && *v && !*end && kb > 0 && kb <= (1 << 20) ? (int)kb : 0;
+}
+
 static int gemv_prefetch(const Node *n, int64_t blocks, int rows, int nw, int split, int batch, int sms)
 {
     int64_t K = n->src[1]->shape[1], esz = n->src[1]->dt == DT_F32 ? 4 : 2, lines = (K * esz + 127) / 128;
@@ -307,9 +319,13 @@ static void select_attention(Compilation *c, Node *n)
     int64_t dh = n->src[0]->shape[2];
     bool tc = dh % 16 == 0 && dh <= 128;
     KernelChoice *k = choices(c, n, tc ? 3 : 2);
-    k[0] = (KernelChoice){.family = KF_ATTN_SPLIT, .min_T = 1, .max_T = 4, .p = {32, 16},
-                          .why = "decode: the context in up to 16 pieces of 32+ keys, one unified max, the last piece "
-                                 "of a head adds them up"};
+    int ahead = attn_prefetch_kb();
+    k[0] = (KernelChoice){.family = KF_ATTN_SPLIT, .min_T = 1, .max_T = 4, .p = {32, 16, ahead},
+                          .why = arena_printf(c->arena, "decode: the context in up to 16 pieces of 32+ keys, one unified "
+                                              "max, the last piece of a head adds them up%s",
+                                              ahead ? arena_printf(c->arena, "; pulls the first %d KB of the weights of "
+                                                                   "the second linear launch after it into L2", ahead)
+                                                    : "")};
     k[1] = (KernelChoice){.family = KF_ATTN_ROWS, .min_T = 5, .max_T = tc ? 63 : 0,
                           .why = tc ? "short prompt: 16 queries x 32-key tiles in f32, online softmax"
                                     : "prefill: 16 queries x 32-key tiles in f32, online softmax (head_dim not a multiple "

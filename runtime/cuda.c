@@ -76,6 +76,7 @@ typedef struct CUlaunchConfig {
     X(cuModuleLoadData, (CUmodule *, const void *))                                                          \
     X(cuModuleUnload, (CUmodule))                                                                            \
     X(cuModuleGetFunction, (CUfunction *, CUmodule, const char *))                                           \
+    X(cuModuleGetGlobal_v2, (CUdeviceptr *, size_t *, CUmodule, const char *))                               \
     X(cuFuncSetAttribute, (CUfunction, int, int))                                                            \
     X(cuMemAlloc_v2, (CUdeviceptr *, size_t))                                                                \
     X(cuMemFree_v2, (CUdeviceptr))                                                                           \
@@ -84,6 +85,7 @@ typedef struct CUlaunchConfig {
     X(cuMemcpyHtoD_v2, (CUdeviceptr, const void *, size_t))                                                  \
     X(cuMemcpyHtoDAsync_v2, (CUdeviceptr, const void *, size_t, CUstream))                                   \
     X(cuMemcpyDtoHAsync_v2, (void *, CUdeviceptr, size_t, CUstream))                                         \
+    X(cuMemcpyDtoH_v2, (void *, CUdeviceptr, size_t))                                                        \
     X(cuMemsetD8Async, (CUdeviceptr, unsigned char, size_t, CUstream))                                       \
     X(cuStreamCreate, (CUstream *, unsigned))                                                                \
     X(cuStreamDestroy_v2, (CUstream))                                                                        \
@@ -232,6 +234,11 @@ struct RtGpuSession {
     CUevent *ev;
     bool *ran;                /* per launch: it ran in this step (profiling) */
     int64_t prof_steps;
+    /* MODELC_TIMELINE: the kernels' log (prelude.cu: modelc_tl, modelc_tl_n), and the last decode step's
+       records, reported when the session ends */
+    CUdeviceptr tl, tl_n;
+    RtTlRecord *tl_rec;
+    int64_t tl_count, tl_T;
     char device[400];
 };
 
@@ -354,6 +361,19 @@ bool rt_gpu_session_new(const RtProgram *p, const RtCheckpoint *ckpt, const RtSe
     for (int q = 0; ok && q < 2; q++)
         ok = CK(cuEventCreate(&g->done[q], CU_EVENT_DISABLE_TIMING));
     g->no_ahead = getenv("MODELC_NO_AHEAD") != NULL;
+    const char *tl = getenv("MODELC_TIMELINE");
+    if (ok && tl && *tl && strcmp(tl, "0")) {
+        size_t bytes = 0;
+        if (cu.cuModuleGetGlobal_v2(&g->tl, &bytes, g->mod, "modelc_tl") != CUDA_SUCCESS ||
+            bytes < RT_TL_CAP * sizeof(RtTlRecord) ||
+            cu.cuModuleGetGlobal_v2(&g->tl_n, &bytes, g->mod, "modelc_tl_n") != CUDA_SUCCESS) {
+            fprintf(stderr, "modelc: warning: MODELC_TIMELINE: these kernels were compiled without it; no timeline\n");
+            g->tl = 0;
+        } else if (!(g->tl_rec = malloc(RT_TL_CAP * sizeof *g->tl_rec))) {
+            ok = rt_fail(err, "out of memory");
+        }
+        g->no_ahead = g->no_ahead || g->tl_rec;   /* one step at a time, so that each step's log is its own */
+    }
     g->ntok = (int32_t)(p->n_token_ids ? p->n_token_ids : p->vocab);
     /* kernels and their parameter tables */
     for (int l = 0; ok && l < p->nlaunch; l++) {
@@ -398,6 +418,9 @@ void rt_gpu_session_free(RtGpuSession *g)
 {
     if (!g)
         return;
+    if (g->tl_rec && g->tl_count)
+        rt_tl_report(stderr, g->p, g->tl_T, g->last_row ? 1 : g->tl_T, g->tl_rec, g->tl_count);
+    free(g->tl_rec);
     if (g->ctx_held) {
         cu.cuCtxSetCurrent(g->ctx);
         if (g->stream)
@@ -546,6 +569,25 @@ static bool profile_collect(RtGpuSession *g, RtErr *err)
     return true;
 }
 
+/* MODELC_TIMELINE: the log emptied before a step, and read after it (decode
+ * steps only: the last one is reported). */
+static bool tl_start(RtGpuSession *g, RtErr *err)
+{
+    return !g->tl_rec || CK(cuMemsetD8Async(g->tl_n, 0, 4, g->stream));
+}
+
+static bool tl_collect(RtGpuSession *g, int64_t T, RtErr *err)
+{
+    if (!g->tl_rec || T != 1)
+        return true;
+    unsigned n = 0;
+    if (!CK(cuMemcpyDtoH_v2(&n, g->tl_n, 4)))
+        return false;
+    g->tl_count = n < RT_TL_CAP ? n : RT_TL_CAP;
+    g->tl_T = T;
+    return CK(cuMemcpyDtoH_v2(g->tl_rec, g->tl, (size_t)g->tl_count * sizeof *g->tl_rec));
+}
+
 /* A decode step (T = 1): the step copy, the kernels, and the copy of the
  * result back: `which` 0 the logits, 1 + q the argmax, with parity q's step
  * and result slots. */
@@ -582,7 +624,7 @@ const float *rt_gpu_step(RtGpuSession *g, const int32_t *tokens, int64_t T, int6
     g->ahead = false;   /* a greedy step enqueued ahead runs first and is overwritten */
     set_step(g, g->hstep, T, pos);
     CUdeviceptr dtok = g->dbuf[g->p->tokens_buf];
-    if (!CK(cuMemcpyHtoDAsync_v2(dtok, tokens, (size_t)T * 4, g->stream)))
+    if (!CK(cuMemcpyHtoDAsync_v2(dtok, tokens, (size_t)T * 4, g->stream)) || !tl_start(g, err))
         return NULL;
     if (T == 1 && !g->prof) {
         if (!decode_graph(g, 0, err) || !CK(cuGraphLaunch(g->exec[0], g->stream)))
@@ -591,7 +633,7 @@ const float *rt_gpu_step(RtGpuSession *g, const int32_t *tokens, int64_t T, int6
                !enqueue(g, T, g->last_row ? 1 : T, err) || !enqueue_logits_back(g, T, err)) {
         return NULL;
     }
-    if (!CK(cuStreamSynchronize(g->stream)) || !profile_collect(g, err))
+    if (!CK(cuStreamSynchronize(g->stream)) || !profile_collect(g, err) || !tl_collect(g, T, err))
         return NULL;
     return g->hlogits;
 }
@@ -603,6 +645,8 @@ static bool launch_greedy(RtGpuSession *g, int q, int64_t pos, const int32_t *to
     CUdeviceptr dtok = g->dbuf[g->p->tokens_buf];
     set_step(g, greedy_step(g, q), 1, pos);
     void *params[] = {&g->dbest, &dtok, &g->ntok};
+    if (!tl_start(g, err))
+        return false;
     if (token ? !CK(cuMemcpyHtoDAsync_v2(dtok, token, 4, g->stream))
               : !CK(cuLaunchKernel(g->take, 1, 1, 1, 32, 1, 1, 0, g->stream, params, NULL)))
         return false;
@@ -638,7 +682,7 @@ bool rt_gpu_step_greedy(RtGpuSession *g, int32_t token, int64_t pos, bool room, 
     bool ahead = room && !g->prof && !g->no_ahead;
     if (ahead && !launch_greedy(g, q ^ 1, pos + 1, NULL, err))
         return false;
-    if (!CK(cuEventSynchronize(g->done[q])) || !profile_collect(g, err))
+    if (!CK(cuEventSynchronize(g->done[q])) || !profile_collect(g, err) || !tl_collect(g, 1, err))
         return false;
     unsigned long long best = g->hbest[q];
     if (!best)

@@ -50,6 +50,8 @@ bool rt_gpu_step_greedy(RtGpuSession *g, int32_t token, int64_t pos, bool room, 
 const char *rt_gpu_device(const RtGpuSession *g);
 bool rt_gpu_profile(RtGpuSession *g, bool on, RtErr *err);
 const double *rt_gpu_profile_times(const RtGpuSession *g, int64_t *steps);
+/* timeline.c: MODELC_TIMELINE's report of one step's n records (sorted in place). */
+bool rt_tl_report(FILE *f, const RtProgram *p, int64_t T, int64_t T_tail, RtTlRecord *rec, int64_t n);
 
 /* What jansson said of a failed parse: its text, or "out of memory" (its text is empty then). */
 struct json_error_t;

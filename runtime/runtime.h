@@ -192,6 +192,22 @@ typedef struct RtGpuStep {
     int32_t T, pos0, row0, pad;
 } RtGpuStep;
 
+/* The timeline (MODELC_TIMELINE=1): kernels compiled with it log, per block,
+ * when it started, when it passed pdl_wait and when it ended (%globaltimer,
+ * ns), and their id: rt_timeline_id of the kernel's name (FNV-1a) in the
+ * high 32 bits of the fourth word, the SM in the low 8 (prelude.cu: TlScope). */
+enum { RT_TL_CAP = 1 << 18 };   /* records a step may log */
+typedef struct RtTlRecord {
+    uint64_t start, waited, end, id_sm;
+} RtTlRecord;
+static inline uint32_t rt_timeline_id(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (; *name; name++)
+        h = (h ^ (unsigned char)*name) * 16777619u;
+    return h;
+}
+
 enum { RT_TARGET_CPU = 0, RT_TARGET_CUDA = 1 };
 
 typedef struct RtProgram {

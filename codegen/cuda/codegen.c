@@ -75,6 +75,20 @@ static const char *with_pdl(Arena *a, const char *text)
     return arena_printf(a, "%.*s    pdl_begin();\n%s", (int)(body - text), text, body);
 }
 
+/* The timeline (CudaOptions.timeline): a TlScope first in the kernel's body,
+ * its id the name's hash (rt_timeline_id, which the runtime computes from
+ * the launch table too), and the time each block passed pdl_wait noted. */
+static const char *with_timeline(Arena *a, const char *text, const char *name)
+{
+    const char *k = strstr(text, "__global__");
+    const char *body = k ? strstr(k, "\n{\n") : NULL;
+    IR_ASSERT(body);
+    body += 3;
+    const char *rest = replace_all(a, body, "pdl_wait();", "pdl_wait(); tl_.waited();");
+    rest = replace_all(a, rest, "pdl_begin();", "pdl_begin(); tl_.waited();");
+    return arena_printf(a, "%.*s    TlScope tl_(0x%08xu);\n%s", (int)(body - text), text, rt_timeline_id(name), rest);
+}
+
 const char *cg_kernel(CudaGen *g, const Node *n, KText *t, const char *suffix)
 {
     fclose(t->f);
@@ -90,7 +104,10 @@ const char *cg_kernel(CudaGen *g, const Node *n, KText *t, const char *suffix)
         g->k = arena_grow(g->c->arena, g->k, used, cap, sizeof *g->k);
     }
     const char *name = pt_kernel_name(g->c->arena, n, suffix);
-    g->k[g->nk++] = (CudaKernel){.name = name, .generic = generic, .text = replace_all(g->c->arena, generic, "KNAME", name),
+    const char *text = replace_all(g->c->arena, generic, "KNAME", name);
+    if (g->timeline)
+        text = with_timeline(g->c->arena, text, name);
+    g->k[g->nk++] = (CudaKernel){.name = name, .generic = generic, .text = text,
                                  .comment = pt_node_text(g->c->arena, n), .uses = 1};
     return name;
 }
@@ -152,7 +169,7 @@ bool cuda_codegen(Compilation *c, const CudaOptions *o, CudaModule **out)
     m->c = c;
     m->sm = o->sm ? o->sm : 90;
     m->cache_dir = o->cache_dir;
-    CudaGen g = {.c = c, .sm = m->sm, .last_attention = -1, .scratch_buf = -1};
+    CudaGen g = {.c = c, .sm = m->sm, .last_attention = -1, .scratch_buf = -1, .timeline = o->timeline};
     pt_init(&g.t, c);
     RtProgram *p = &m->prog;
     if (!pt_assign_buffers(&g.t, p)) {
@@ -185,6 +202,8 @@ bool cuda_codegen(Compilation *c, const CudaOptions *o, CudaModule **out)
     IR_ASSERT(f);
     fprintf(f, "// modelc: model %s, CUDA C for sm_%d, %d kernels for %d launches\n", p->model, m->sm, g.nk,
             p->nlaunch);
+    if (o->timeline)
+        fputs("#define MODELC_TIMELINE 1\n", f);
     fputs(cuda_prelude, f);
     if (g.wgmma)
         cg_wgmma_helpers(f);

@@ -20,6 +20,8 @@ typedef struct CudaOptions {
     int sm;                 /* 80, 86, 89, 90 ... */
     bool dequantize;        /* recorded in the program */
     const char *cache_dir;  /* NULL: $XDG_CACHE_HOME/modelc or ~/.cache/modelc; "" : no cache */
+    bool timeline;          /* each block of each kernel logs when it started, passed pdl_wait and
+                               ended (prelude.cu: TlScope; the runtime's MODELC_TIMELINE report) */
 } CudaOptions;
 
 /* The CUDA C source and the program tables (no compilation yet). */

@@ -25,6 +25,7 @@ typedef struct CudaGen {
                                   allocation, and each counter is back at 0 when its launch ends */
     int64_t scratch_const;
     bool wgmma;                /* a kernel uses the wgmma helpers (cg_wgmma_helpers) */
+    bool timeline;             /* CudaOptions.timeline */
     int64_t counters;          /* counter slots before the partial results: 4 per head of the widest
                                   attention, or one per output tile of a K-split GEMM, whichever is more */
 } CudaGen;

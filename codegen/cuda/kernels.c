@@ -1322,20 +1322,74 @@ static const char *attn_mma_kernel(CudaGen *g, const Node *n, bool half)
  * done; the last of a head's pieces adds them up and writes O (FlashDecoding++'s
  * unified max: pieces with the same phi add without rescaling).  A context of
  * one piece writes O directly. */
+/* The plain (f16, bf16, f32) weights of the second linear launch after node
+ * n, up to 4, and how many bytes of each to pull into L2 so that they add up
+ * to at most `kb` KB: decode attention's lookahead (select: ATTN_SPLIT's p[2]). */
+static int ahead_weights(CudaGen *g, const Node *n, int kb, int *bufs, int64_t *bytes)
+{
+    const Graph *gr = g->c->graph;
+    const Node *target = NULL;
+    for (int i = n->id + 1, seen = 0; i < gr->n && !target; i++) {
+        const Node *m = gr->nodes[i];
+        if ((m->op == OP_LINEAR || m->op == OP_LINEAR_EW) && !m->lead && ++seen == 2)
+            target = m;
+    }
+    if (!target)
+        return 0;
+    const Node *w[IR_MAX_GROUP + 4];
+    int nw = 0;
+    if (target->op == OP_LINEAR_EW)
+        for (int q = 0; q < target->a.lew.nw && nw < 4; q++)
+            w[nw++] = target->src[1 + q];
+    else {
+        const Node *parts[IR_MAX_GROUP];
+        int np = ir_group(gr, target, parts);
+        for (int q = 0; q < np && nw < 4; q++)
+            w[nw++] = parts[q]->src[1];
+    }
+    int k = 0;
+    for (int q = 0; q < nw; q++) {
+        int esz = w[q]->dt == DT_F32 ? 4 : w[q]->dt == DT_F16 || w[q]->dt == DT_BF16 ? 2 : 0;
+        if (!esz || w[q]->op != OP_WEIGHT)
+            continue;
+        int64_t all = w[q]->shape[0] * w[q]->shape[1] * esz, share = ((int64_t)kb << 10) / nw / 128 * 128;
+        bufs[k] = cg_buf(g, w[q]);
+        bytes[k++] = share < all ? share : all / 128 * 128;
+    }
+    return k;
+}
+
 static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc, int vc)
 {
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
     int minch = ch->p[0], splits = ch->p[1];
     int scratch = cg_scratch(g, (int64_t)splits * 4 * hq * (dh + 2));
     bool rope = n->a.attn.rope;
+    int abuf[4];
+    int64_t abytes[4];
+    int na = ch->p[2] > 0 ? ahead_weights(g, n, ch->p[2], abuf, abytes) : 0;
     KText t;
     FILE *f = cg_text(&t);
     if (rope)
         rope_fn(g, f, &n->a.attn.rope_attr, dh);
     fprintf(f,
             "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, const float *K, "
-            "const float *V, float *Kc, float *Vc, float *S, float *O)\n"
-            "{\n"
+            "const float *V, float *Kc, float *Vc, float *S, float *O");
+    for (int a = 0; a < na; a++)
+        fprintf(f, ", const char *P%d", a);
+    fprintf(f, ")\n{\n");
+    if (na) {   /* the lookahead: lines of 128 bytes spread over every block, before waiting */
+        fprintf(f, "    pdl_launch();\n"
+                   "    {\n"
+                   "        const size_t nb = (size_t)gridDim.x * gridDim.y * gridDim.z * 128;\n"
+                   "        const size_t b = ((size_t)blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x * 128 + blockIdx.x * 128 + threadIdx.x;\n");
+        for (int a = 0; a < na; a++)
+            fprintf(f, "        for (size_t c = b; c < %lldu; c += nb) prefetch_l2(P%d + c * 128);\n",
+                    (long long)(abytes[a] / 128), a);
+        fprintf(f, "    }\n"
+                   "    pdl_wait();\n");
+    }
+    fprintf(f,
             "    enum { HQ = %lld, HKV = %lld, SPLITS = %d, MINCH = %d, CNT = %lld };\n"
             "    const float SCALE = %.9ef;\n"
             "    const int T = st->T, pos0 = st->pos0, h = blockIdx.y, t = blockIdx.z, kvh = h / (HQ / HKV);\n"
@@ -1392,8 +1446,10 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
             "    }\n"
             "}\n");
     const char *k = cg_kernel(g, n, &t, "_split");
-    int args[] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc, scratch, cg_buf(g, n)};
-    RtLaunch *l = cg_launch(g, n, k, 7, args, 128);
+    int args[RT_MAX_ARGS] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc, scratch, cg_buf(g, n)};
+    for (int a = 0; a < na; a++)
+        args[7 + a] = abuf[a];
+    RtLaunch *l = cg_launch(g, n, k, 7 + na, args, 128);
     set_grid(l, splits, (int)hq, 1);
     l->min_T = ch->min_T;
     l->max_T = ch->max_T;

@@ -169,6 +169,48 @@ DEV void pdl_wait()
 #endif
 }
 DEV void pdl_begin() { pdl_launch(); pdl_wait(); }
+
+#ifdef MODELC_TIMELINE
+// The timeline: thread 0 of each block notes when the block started, when it
+// passed pdl_wait and when it ended (runtime.h: RtTlRecord; the runtime reads
+// modelc_tl after a step and sets modelc_tl_n back to 0 before one).
+enum { TL_CAP = 1 << 18 };
+__device__ u64 modelc_tl[TL_CAP][4];
+__device__ u32 modelc_tl_n;
+DEV u64 tl_now()
+{
+    u64 t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+struct TlScope {
+    u64 t0, tw;
+    u32 id;
+    DEV explicit TlScope(u32 i) : t0(0), tw(0), id(i)
+    {
+        if (threadIdx.x == 0)
+            t0 = tw = tl_now();
+    }
+    DEV void waited()
+    {
+        if (threadIdx.x == 0)
+            tw = tl_now();
+    }
+    DEV ~TlScope()
+    {
+        if (threadIdx.x != 0)
+            return;
+        u32 sm, k = atomicAdd(&modelc_tl_n, 1u);
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        if (k < TL_CAP) {
+            modelc_tl[k][0] = t0;
+            modelc_tl[k][1] = tw;
+            modelc_tl[k][2] = tl_now();
+            modelc_tl[k][3] = (u64)id << 32 | (sm & 0xffu);
+        }
+    }
+};
+#endif
 DEV void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 // Greedy decoding on the device: the index of the largest logit of the last

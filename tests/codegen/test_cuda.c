@@ -24,6 +24,7 @@
 #include "codegen/cuda/cuda.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "runtime/internal.h"
 #include "tests/test_util.h"
 
 typedef struct Shape {
@@ -46,6 +47,8 @@ static const Shape shapes[] = {
     {"hd48", "{\"vocab_size\": 300, \"hidden_size\": 96, \"intermediate_size\": 200, \"num_hidden_layers\": 2,"
              " \"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"head_dim\": 48}"},
 };
+
+static bool with_timeline;   /* build(): CudaOptions.timeline */
 
 typedef struct Build {
     Arena *arena;
@@ -80,7 +83,7 @@ static void build_spec(Build *b, const Shape *s, DType dt, int sm, const char *t
     PassOptions po = {0};
     if (!pass_run_pipeline(&b->comp, &po))
         fail_with_diags(b, "pass_run_pipeline");
-    CudaOptions co = {.sm = sm, .cache_dir = ""};
+    CudaOptions co = {.sm = sm, .cache_dir = "", .timeline = with_timeline};
     if (!cuda_codegen(&b->comp, &co, &b->m))
         fail_with_diags(b, "cuda_codegen");
 }
@@ -350,6 +353,61 @@ static void test_gemv_prefetch_knob(void **state)
     assert_true(sums[2] > 0 && sums[2] < sums[0]);   /* 1 MB: fewer lines than 8 MB, but some */
     assert_int_equal(sums[3], sums[0]);              /* malformed: the default */
     assert_int_equal(sums[4], sums[0]);
+}
+
+/* MODELC_ATTN_PREFETCH_KB: each decode attention launch also takes the
+ * weights of the MLP's gate+up launch of its layer (the second linear launch
+ * after it) and pulls the first KB of them, half from each, into L2; unset,
+ * 0 or malformed: no lookahead, the kernel and its arguments as before. */
+static void test_attn_prefetch_knob(void **state)
+{
+    (void)state;
+    const char *vals[] = {"16384", NULL, "0", "bogus", "-5", "4"};
+    for (int v = 0; v < 6; v++) {
+        if (vals[v])
+            setenv("MODELC_ATTN_PREFETCH_KB", vals[v], 1);
+        else
+            unsetenv("MODELC_ATTN_PREFETCH_KB");
+        int kb = v == 0 ? 16384 : v == 5 ? 4 : 0;
+        Build b;
+        build(&b, &shapes[2], DT_F16, 90);
+        const RtProgram *p = cuda_program(b.m);
+        const char *src = cuda_source(b.m);
+        int splits = 0;
+        for (int l = 0; l < p->nlaunch; l++) {
+            const RtLaunch *L = &p->launch[l];
+            if (!strstr(L->kernel, "_split"))
+                continue;
+            splits++;
+            assert_int_equal(L->nargs, kb ? 9 : 7);
+            if (!kb)
+                continue;
+            int layer = -1;
+            for (int a = 7; a < 9; a++) {   /* up, then gate, of this launch's layer */
+                const RtBuf *w = &p->bufs[L->args[a]];
+                assert_int_equal(w->kind, RB_WEIGHT);
+                int ly;
+                char which[16];
+                assert_int_equal(sscanf(w->name, "model.layers.%d.mlp.%15[a-z]_proj.weight", &ly, which), 2);
+                assert_string_equal(which, a == 7 ? "up" : "gate");
+                if (layer < 0)
+                    layer = ly;
+                assert_int_equal(ly, layer);
+            }
+            assert_int_equal(layer, splits - 1);
+        }
+        assert_int_equal(splits, 16);
+        char loop[64];
+        snprintf(loop, sizeof loop, "c < %du; c += nb) prefetch_l2(P1", kb * 1024 / 2 / 128);
+        if (kb)
+            assert_non_null(strstr(src, loop));
+        else
+            assert_null(strstr(src, "prefetch_l2(P0"));
+        if (v == 0 && !getenv("MODELC_NO_NVRTC") && !cuda_compile(b.m, &b.diags))
+            fail_with_diags(&b, "cuda_compile");
+        build_free(&b);
+    }
+    unsetenv("MODELC_ATTN_PREFETCH_KB");
 }
 
 /* ---- pass epilogue ------------------------------------------------------------- */
@@ -726,6 +784,132 @@ static void test_nvrtc_all_kernels(void **state)
     check_nvrtc(&shapes[0], DT_F32, 90);
 }
 
+/* MODELC_TIMELINE: every kernel opens with a TlScope whose id is its name's
+ * hash (the runtime finds launches by it), notes each pdl_wait, and NVRTC
+ * compiles the log in; the report matches a step's blocks to its launches
+ * in order, shuffled as they come back, and says which launch logged none. */
+static void test_timeline(void **state)
+{
+    (void)state;
+    with_timeline = true;
+    Build b;
+    build(&b, &shapes[2], DT_F16, 90);
+    with_timeline = false;
+    const char *src = cuda_source(b.m);
+    const RtProgram *p = cuda_program(b.m);
+    int scopes = 0, waits = 0, noted = 0;
+    for (const char *at = src; (at = strstr(at, "TlScope tl_(")); at++)
+        scopes++;
+    const char *first = strstr(src, "TlScope tl_(");
+    assert_non_null(first);
+    for (const char *at = first; (at = strstr(at, "pdl_wait();")); at++)
+        waits++;
+    for (const char *at = first; (at = strstr(at, "pdl_wait(); tl_.waited();")); at++)
+        noted++;
+    assert_true(waits > 0);
+    assert_int_equal(noted, waits);
+    int distinct = 0;
+    for (int l = 0; l < p->nlaunch; l++) {
+        int e = 0;
+        while (e < l && strcmp(p->launch[e].kernel, p->launch[l].kernel))
+            e++;
+        distinct += e == l;
+        char want[64];
+        snprintf(want, sizeof want, "TlScope tl_(0x%08xu);", rt_timeline_id(p->launch[l].kernel));
+        assert_non_null(strstr(src, want));
+    }
+    assert_int_equal(scopes, distinct);
+    if (!getenv("MODELC_NO_NVRTC")) {
+        if (!cuda_compile(b.m, &b.diags))
+            fail_with_diags(&b, "cuda_compile");
+        assert_non_null(memmem(p->cubin, (size_t)p->cubin_len, "modelc_tl_n", 11));
+    }
+
+    /* a decode step's blocks: each launch starts 3 us after the one before and runs 5 us, its blocks
+       starting over its first 2 us; in the second round the last launch's blocks are missing */
+    for (int round = 0; round < 2; round++) {
+        RtTlRecord *rec = calloc(RT_TL_CAP, sizeof *rec);
+        assert_non_null(rec);
+        int64_t n = 0, nrun = 0, gone = -1, last = -1;
+        uint64_t t = 1000000;
+        srand(7 + round);
+        for (int l = 0; l < p->nlaunch; l++) {
+            const RtLaunch *L = &p->launch[l];
+            int64_t blocks = 1;
+            for (int d = 0; d < 3; d++)
+                blocks *= L->grid_tok[d] > 0 ? L->grid[d] : L->grid[d];   /* T = 1: one of each token group */
+            if (!runs_at(L, 1))
+                continue;
+            nrun++;
+            last = l;
+            for (int64_t i = 0; i < blocks; i++) {
+                uint64_t s0 = t + (i ? (uint64_t)(rand() % 2000) : 0);
+                rec[n++] = (RtTlRecord){s0, s0 + 500, i == 0 ? t + 5000 : s0 + 1000 + (uint64_t)(rand() % 2000),
+                                        (uint64_t)rt_timeline_id(L->kernel) << 32 | (uint64_t)(i % 132)};
+            }
+            t += 3000;
+        }
+        if (round == 1) {   /* the log full before the last launch (the lm_head, a kernel of its own) */
+            gone = nrun - 1;
+            uint64_t id = rt_timeline_id(p->launch[last].kernel);
+            assert_non_null(strstr(p->launch[last].what, "logits"));
+            int64_t kept = 0;
+            for (int64_t i = 0; i < n; i++)
+                if (rec[i].id_sm >> 32 != id)
+                    rec[kept++] = rec[i];
+            assert_true(kept < n);
+            n = kept;
+        }
+        for (int64_t i = n - 1; i > 0; i--) {   /* in no order */
+            int64_t j = rand() % (i + 1);
+            RtTlRecord x = rec[i];
+            rec[i] = rec[j];
+            rec[j] = x;
+        }
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        assert_true(rt_tl_report(f, p, 1, 1, rec, n));
+        fclose(f);
+        char head[128];
+        snprintf(head, sizeof head, "(T = 1): %lld launches, %.1f us", (long long)nrun,
+                 (double)(nrun - 1 - round) * 3.0 + 5.0);
+        if (!strstr(out, head))
+            fail_msg("round %d: no \"%s\" in:\n%s", round, head, out);
+        /* every launch that logged: ends 5 us after it starts, its ends 3 us apart */
+        int rows = 0, empty = 0;
+        for (const char *line = strstr(out, "\n  0 "); line; line = strchr(line + 1, '\n')) {
+            int idx;
+            char kern[64];
+            long long blocks;
+            double st, w, en, adds;
+            if (sscanf(line + 1, "%d %63s %lld %lf %lf %lf %lf", &idx, kern, &blocks, &st, &w, &en, &adds) == 7) {
+                assert_int_equal(idx, rows);
+                assert_float_equal(st, idx * 3.0, 1e-6);
+                assert_float_equal(en, idx * 3.0 + 5.0, 1e-6);
+                assert_float_equal(adds, idx ? 3.0 : 5.0, 1e-6);
+                rows++;
+            } else if (strstr(line + 1, "(no block logged)")) {
+                assert_true(sscanf(line + 1, "%d", &idx) == 1);
+                if (idx != gone)
+                    fail_msg("round %d: launch %d logged no block:\n%s", round, idx, (fputs(out, stderr), ""));
+                rows++;
+                empty++;
+            }
+        }
+        assert_int_equal(rows, nrun);
+        assert_int_equal(empty, round);
+        assert_non_null(strstr(out, "per kernel"));
+        if (round)
+            assert_non_null(strstr(out, "blocks had no record"));
+        else
+            assert_null(strstr(out, "blocks had no record"));
+        free(out);
+        free(rec);
+    }
+    build_free(&b);
+}
+
 /* A kernel NVRTC rejects: the message carries NVRTC's log and where the source went. */
 static void test_nvrtc_error_message(void **state)
 {
@@ -856,12 +1040,14 @@ int main(void)
         cmocka_unit_test(test_parse_target),
         cmocka_unit_test(test_select),
         cmocka_unit_test(test_gemv_prefetch_knob),
+        cmocka_unit_test(test_attn_prefetch_knob),
         cmocka_unit_test(test_epilogue),
         cmocka_unit_test(test_select_cpu_is_untouched),
         cmocka_unit_test(test_program),
         cmocka_unit_test(test_half_activations_only_for_wgmma_readers),
         cmocka_unit_test(test_nvrtc_all_kernels),
         cmocka_unit_test(test_nvrtc_error_message),
+        cmocka_unit_test(test_timeline),
         cmocka_unit_test(test_plan_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
