@@ -223,7 +223,7 @@ static int lin_args(CudaGen *g, const LinJob *j, bool norm, int *args)
 
 /* min_blocks > 0: registers for that many blocks per SM (__launch_bounds__);
  * scratch: the K-split GEMM's counters and partial sums (Sc) last. */
-static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, int min_blocks, bool scratch)
+static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, int min_blocks, bool scratch, int ahead)
 {
     if (min_blocks > 0)
         fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256, %d) KNAME(const RtGpuStep *st, "
@@ -238,7 +238,11 @@ static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, i
         fprintf(f, ", const float *E%d", i);
     for (int i = 0; i < j->nparts; i++)
         fprintf(f, ", float *Y%d", i);
-    fprintf(f, "%s)\n{\n", scratch ? ", float *Sc" : "");
+    if (scratch)
+        fprintf(f, ", float *Sc");
+    for (int i = 0; i < ahead; i++)
+        fprintf(f, ", const char *P%d", i);
+    fprintf(f, ")\n{\n");
 }
 
 /* Blocks of one part: its width over the columns a block covers. */
@@ -297,10 +301,60 @@ static const char *lin_suffix(CudaGen *g, const LinJob *j, const char *kind, int
     return arena_printf(g->c->arena, "_%s%s_%s%d%s", name, what, kind, param, more);
 }
 
+/* The plain (f16, bf16, f32) weights of the `nth` linear launch after node
+ * n, up to 4, and how many bytes of each to pull into L2 so that they add up
+ * to at most `kb` KB: a launch's lookahead (select: ATTN_SPLIT's p[2], the
+ * second launch on; GEMV's p[5], the next). */
+static int ahead_weights(CudaGen *g, const Node *n, int nth, int kb, int *bufs, int64_t *bytes)
+{
+    const Graph *gr = g->c->graph;
+    const Node *target = NULL;
+    for (int i = n->id + 1, seen = 0; i < gr->n && !target; i++) {
+        const Node *m = gr->nodes[i];
+        if ((m->op == OP_LINEAR || m->op == OP_LINEAR_EW) && !m->lead && ++seen == nth)
+            target = m;
+    }
+    if (!target)
+        return 0;
+    const Node *w[IR_MAX_GROUP + 4];
+    int nw = 0;
+    if (target->op == OP_LINEAR_EW)
+        for (int q = 0; q < target->a.lew.nw && nw < 4; q++)
+            w[nw++] = target->src[1 + q];
+    else {
+        const Node *parts[IR_MAX_GROUP];
+        int np = ir_group(gr, target, parts);
+        for (int q = 0; q < np && nw < 4; q++)
+            w[nw++] = parts[q]->src[1];
+    }
+    int k = 0;
+    for (int q = 0; q < nw; q++) {
+        int esz = w[q]->dt == DT_F32 ? 4 : w[q]->dt == DT_F16 || w[q]->dt == DT_BF16 ? 2 : 0;
+        if (!esz || w[q]->op != OP_WEIGHT)
+            continue;
+        int64_t all = w[q]->shape[0] * w[q]->shape[1] * esz, share = ((int64_t)kb << 10) / nw / 128 * 128;
+        bufs[k] = cg_buf(g, w[q]);
+        bytes[k++] = share < all ? share : all / 128 * 128;
+    }
+    return k;
+}
+
+/* The lookahead's loop: lines of 128 bytes of P0.. spread over every thread
+ * of the grid (before pdl_wait: the weights do not depend on the kernel before). */
+static void emit_ahead(FILE *f, int na, const int64_t *bytes)
+{
+    fprintf(f, "    {\n"
+               "        const size_t nb = (size_t)gridDim.x * gridDim.y * gridDim.z * blockDim.x;\n"
+               "        const size_t b = (((size_t)blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x) * blockDim.x + threadIdx.x;\n");
+    for (int a = 0; a < na; a++)
+        fprintf(f, "        for (size_t c = b; c < %lldu; c += nb) prefetch_l2(P%d + c * 128);\n", (long long)(bytes[a] / 128), a);
+    fprintf(f, "    }\n");
+}
+
 /* GEMV: each warp computes `rows` outputs (of every product) for up to 4
  * tokens (blockIdx.y picks the group of 4), reading each weight row once
  * with 16-byte loads. */
-static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *ch)
+static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *ch, int na, const int64_t *abytes)
 {
     int R = ch->p[0], S = ir_gemv_warps_per_row(ch);   /* S warps share a row (K split S ways) */
     bool vec = ch->p[1], norm = j->norm != NULL;
@@ -313,7 +367,7 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
     /* two rows or products per warp: registers for the blocks per SM that select counted on (2 loads:
        4 blocks, 64 registers; ptxas takes 76-90 unbounded, 2-3 blocks).  Not for one row: bounded,
        ptxas hoists more and spills */
-    lin_signature(f, j, j->wt.c, norm, ir_gemv_min_blocks(un), false);
+    lin_signature(f, j, j->wt.c, norm, ir_gemv_min_blocks(un), false, na);
     fprintf(f, "    enum { K = %lld, R = %d, NW = %d, S = %d, PF = %d };\n", (long long)j->K, R, j->nw, S,
             ch->p[4] > 0 ? ch->p[4] : ch->p[4] < 0 ? 0 : 128);
     lin_pick_part(f, j, j->wt.c, 8 * R / S, 'x');
@@ -334,7 +388,10 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "                if (t0 == 0 && n + r < N)\n"
             "                    for (int c = lane + 32 * ks; c < LINES && c < PF; c += 32 * S)\n"
             "                        prefetch_l2((const char *)(Wv[q] + (size_t)(n + r) * K) + c * 128);\n"
-            "    }\n"
+            "    }\n");
+    if (na)   /* the lookahead (select: GEMV's p[5]): the next launch's first weights */
+        emit_ahead(f, na, abytes);
+    fprintf(f,
             "    pdl_wait();\n"
             "    if (t0 >= T) return;\n"
             "    const float *x = X + (size_t)(r0 + t0) * K;\n");
@@ -548,7 +605,7 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
     const char *ty = j->w[0]->dt == DT_BF16 ? "bf16" : "f16";
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, "u16", false, 0, ks > 1);
+    lin_signature(f, j, "u16", false, 0, ks > 1, 0);
     fprintf(f, "    enum { K = %lld, BM = %d, NW = %d, BN = 128 / NW, SPLIT = %d, MT = BM / 32, AV = BM / 32, NK = (K + 31) / 32 };\n"
                "    enum { KS = %d, KC = (NK + KS - 1) / KS, CNT = %lld };   // K splits, steps of 32 per split, counters\n",
             (long long)j->K, BM, j->nw, split, ks, (long long)g->counters);
@@ -736,7 +793,7 @@ static const char *mma_wide_kernel(CudaGen *g, const LinJob *j)
     const char *ty = j->w[0]->dt == DT_BF16 ? "bf16" : "f16";
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, "u16", false, 1, false);
+    lin_signature(f, j, "u16", false, 1, false, 0);
     fprintf(f, "    enum { K = %lld, BM = 128, NW = %d, BN = 256 / NW, S = %d, NK = (K + 31) / 32, CW = 8 / NW };\n",
             (long long)j->K, j->nw, wide_stages(g));
     lin_pick_part(f, j, "u16", 256 / j->nw, 'y');
@@ -853,7 +910,7 @@ static const char *wgmma_kernel(CudaGen *g, const LinJob *j, const KernelChoice 
     g->wgmma = true;
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, "u16", false, 1, false);
+    lin_signature(f, j, "u16", false, 1, false, 0);
     fprintf(f, "    enum { K = %lld, BM = 128, NW = %d, BN = 256 / NW, S = %d, NK = (K + 63) / 64, AT = %d };\n",
             (long long)j->K, j->nw, ch->p[4], xh ? ch->p[4] : 3);
     lin_pick_part(f, j, "u16", 256 / j->nw, 'y');
@@ -1005,7 +1062,14 @@ static bool emit_linear(CudaGen *g, Node *n)
         int nargs = lin_args(g, &j, j.norm && ch->family == KF_GEMV, args);
         RtLaunch *l;
         if (ch->family == KF_GEMV) {
-            l = cg_launch(g, n, gemv_kernel(g, &j, ch), nargs, args, 256);
+            int abuf[4];
+            int64_t abytes[4];
+            int na = ch->p[5] > 0 ? ahead_weights(g, n, 1, ch->p[5], abuf, abytes) : 0;
+            IR_ASSERT(nargs + na <= RT_MAX_ARGS);
+            const char *k = gemv_kernel(g, &j, ch, na, abytes);
+            for (int a = 0; a < na; a++)
+                args[nargs++] = abuf[a];
+            l = cg_launch(g, n, k, nargs, args, 256);
             set_grid(l, lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch)), 1, 1);
             l->grid_tok[1] = 4;
         } else if (ch->p[1] == 256) {   /* 128 x 256 tiles (wgmma or mma.sync): blockIdx.x the M tile, .y the column block */
@@ -1322,43 +1386,6 @@ static const char *attn_mma_kernel(CudaGen *g, const Node *n, bool half)
  * done; the last of a head's pieces adds them up and writes O (FlashDecoding++'s
  * unified max: pieces with the same phi add without rescaling).  A context of
  * one piece writes O directly. */
-/* The plain (f16, bf16, f32) weights of the second linear launch after node
- * n, up to 4, and how many bytes of each to pull into L2 so that they add up
- * to at most `kb` KB: decode attention's lookahead (select: ATTN_SPLIT's p[2]). */
-static int ahead_weights(CudaGen *g, const Node *n, int kb, int *bufs, int64_t *bytes)
-{
-    const Graph *gr = g->c->graph;
-    const Node *target = NULL;
-    for (int i = n->id + 1, seen = 0; i < gr->n && !target; i++) {
-        const Node *m = gr->nodes[i];
-        if ((m->op == OP_LINEAR || m->op == OP_LINEAR_EW) && !m->lead && ++seen == 2)
-            target = m;
-    }
-    if (!target)
-        return 0;
-    const Node *w[IR_MAX_GROUP + 4];
-    int nw = 0;
-    if (target->op == OP_LINEAR_EW)
-        for (int q = 0; q < target->a.lew.nw && nw < 4; q++)
-            w[nw++] = target->src[1 + q];
-    else {
-        const Node *parts[IR_MAX_GROUP];
-        int np = ir_group(gr, target, parts);
-        for (int q = 0; q < np && nw < 4; q++)
-            w[nw++] = parts[q]->src[1];
-    }
-    int k = 0;
-    for (int q = 0; q < nw; q++) {
-        int esz = w[q]->dt == DT_F32 ? 4 : w[q]->dt == DT_F16 || w[q]->dt == DT_BF16 ? 2 : 0;
-        if (!esz || w[q]->op != OP_WEIGHT)
-            continue;
-        int64_t all = w[q]->shape[0] * w[q]->shape[1] * esz, share = ((int64_t)kb << 10) / nw / 128 * 128;
-        bufs[k] = cg_buf(g, w[q]);
-        bytes[k++] = share < all ? share : all / 128 * 128;
-    }
-    return k;
-}
-
 static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc, int vc)
 {
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
@@ -1367,7 +1394,7 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
     bool rope = n->a.attn.rope;
     int abuf[4];
     int64_t abytes[4];
-    int na = ch->p[2] > 0 ? ahead_weights(g, n, ch->p[2], abuf, abytes) : 0;
+    int na = ch->p[2] > 0 ? ahead_weights(g, n, 2, ch->p[2], abuf, abytes) : 0;
     KText t;
     FILE *f = cg_text(&t);
     if (rope)
@@ -1378,16 +1405,10 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
     for (int a = 0; a < na; a++)
         fprintf(f, ", const char *P%d", a);
     fprintf(f, ")\n{\n");
-    if (na) {   /* the lookahead: lines of 128 bytes spread over every block, before waiting */
-        fprintf(f, "    pdl_launch();\n"
-                   "    {\n"
-                   "        const size_t nb = (size_t)gridDim.x * gridDim.y * gridDim.z * 128;\n"
-                   "        const size_t b = ((size_t)blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x * 128 + blockIdx.x * 128 + threadIdx.x;\n");
-        for (int a = 0; a < na; a++)
-            fprintf(f, "        for (size_t c = b; c < %lldu; c += nb) prefetch_l2(P%d + c * 128);\n",
-                    (long long)(abytes[a] / 128), a);
-        fprintf(f, "    }\n"
-                   "    pdl_wait();\n");
+    if (na) {   /* the lookahead, before waiting */
+        fprintf(f, "    pdl_launch();\n");
+        emit_ahead(f, na, abytes);
+        fprintf(f, "    pdl_wait();\n");
     }
     fprintf(f,
             "    enum { HQ = %lld, HKV = %lld, SPLITS = %d, MINCH = %d, CNT = %lld };\n"
