@@ -142,8 +142,6 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
             fprintf(f, " batch=%d", k->p[3]);
         if (k->p[4] > 0)
             fprintf(f, " prefetch=%dx128B", k->p[4]);
-        if (k->p[5] > 0)
-            fprintf(f, " ahead=%dKB", k->p[5]);
         else if (k->p[4] < 0)
             fprintf(f, " prefetch=none");
         break;

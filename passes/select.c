@@ -229,34 +229,20 @@ static int64_t gemv_prefetch_budget(void)
     return v && *v && !*end && kb >= 0 && kb <= (1 << 30) ? (int64_t)kb << 10 : GEMV_PREFETCH_BYTES;
 }
 
-/* Decode attention reads little and waits much: its blocks may pull the
- * weights of the launch after the next (the MLP's gate+up, behind o_proj)
- * into L2 meanwhile, MODELC_ATTN_PREFETCH_KB of them (an experiment-only
- * knob; 0, the default, pulls none). */
+/* Decode attention reads little and waits much: its blocks pull the first
+ * ATTN_PREFETCH_KB of the weights of the launch after the next (the MLP's
+ * gate+up, behind o_proj) into L2 meanwhile, so that DRAM works while they
+ * wait.  H100, Llama-3.2-1B decode, same run (bench/RESULTS.md, 2026-12-07):
+ * 831.1 tok/s without, 843.5 with 8 MB, 841.5 with 16, 839.1 with 24.
+ * MODELC_ATTN_PREFETCH_KB=N sets it (0: none). */
+enum { ATTN_PREFETCH_KB = 8192 };
+
 static int attn_prefetch_kb(void)
 {
     const char *v = getenv("MODELC_ATTN_PREFETCH_KB");
     char *end;
-    long kb = v && *v ? strtol(v, &end, 10) : 0;
-    return v && *v && !*end && kb > 0 && kb <= (1 << 20) ? (int)kb : 0;
-}
-
-/* A decode GEMV whose output an rms_norm reads (o_proj and down: the
- * residual stream) may pull the first MODELC_GEMV_AHEAD_KB of the next
- * linear launch's weights (the norm's reader: gate+up, the next layer's qkv,
- * the lm_head) into L2 as it starts (an experiment-only knob; 0, the default,
- * pulls none). */
-static int gemv_ahead_kb(const Graph *g, const Node *n)
-{
-    const char *v = getenv("MODELC_GEMV_AHEAD_KB");
-    char *end;
-    long kb = v && *v ? strtol(v, &end, 10) : 0;
-    if (!v || !*v || *end || kb <= 0 || kb > (1 << 20))
-        return 0;
-    for (int i = n->id + 1; i < g->n; i++)
-        if (g->nodes[i]->op == OP_RMS_NORM && g->nodes[i]->src[0] == n)
-            return (int)kb;
-    return 0;
+    long kb = v && *v ? strtol(v, &end, 10) : -1;
+    return v && *v && !*end && kb >= 0 && kb <= (1 << 20) ? (int)kb : ATTN_PREFETCH_KB;
 }
 
 static int gemv_prefetch(const Node *n, int64_t blocks, int rows, int nw, int split, int batch, int sms)
@@ -287,10 +273,8 @@ static void select_linear(Compilation *c, Node *n, int sms)
     int rows = gemv_rows(c->graph, n, sms), split = gemv_split(c->graph, n, rows, vec, sms);
     int64_t blocks = gemv_blocks(c->graph, n, rows, split);
     int nw = n->op == OP_LINEAR_EW ? n->a.lew.nw : 1, batch = vec ? gemv_batch(blocks, rows, nw, sms) : 0;
-    int ahead = vec ? gemv_ahead_kb(c->graph, n) : 0;
     k[0] = (KernelChoice){.family = KF_GEMV, .min_T = 1, .max_T = 4,
-                          .p = {rows, vec, split, batch, vec ? gemv_prefetch(n, blocks, rows, nw, split, batch, sms) : 0,
-                                ahead},
+                          .p = {rows, vec, split, batch, vec ? gemv_prefetch(n, blocks, rows, nw, split, batch, sms) : 0},
                           .why = arena_printf(c->arena, "M<=4 is memory-bound: %lld rows in %lld blocks of 8 warps on %d SMs "
                                               "(the busiest SM has %lld)%s",
                                               (long long)N, (long long)blocks, sms, (long long)((blocks + sms - 1) / sms),

@@ -5,6 +5,7 @@
  * last row alone) and position st->pos0.  Activations are f32; weights are
  * read as stored (f32, f16 or bf16) and widened, with f32 accumulation. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codegen/cuda/internal.h"
@@ -223,7 +224,7 @@ static int lin_args(CudaGen *g, const LinJob *j, bool norm, int *args)
 
 /* min_blocks > 0: registers for that many blocks per SM (__launch_bounds__);
  * scratch: the K-split GEMM's counters and partial sums (Sc) last. */
-static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, int min_blocks, bool scratch, int ahead)
+static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, int min_blocks, bool scratch)
 {
     if (min_blocks > 0)
         fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256, %d) KNAME(const RtGpuStep *st, "
@@ -238,11 +239,7 @@ static void lin_signature(FILE *f, const LinJob *j, const char *wc, bool norm, i
         fprintf(f, ", const float *E%d", i);
     for (int i = 0; i < j->nparts; i++)
         fprintf(f, ", float *Y%d", i);
-    if (scratch)
-        fprintf(f, ", float *Sc");
-    for (int i = 0; i < ahead; i++)
-        fprintf(f, ", const char *P%d", i);
-    fprintf(f, ")\n{\n");
+    fprintf(f, "%s)\n{\n", scratch ? ", float *Sc" : "");
 }
 
 /* Blocks of one part: its width over the columns a block covers. */
@@ -287,10 +284,35 @@ static int lin_grid(const LinJob *j, int per_block)
 
 static const char *ew_expr(CudaGen *g, const EwProg *p, int nw, const char *idx);
 
-/* The value stored at Y[i] from the products v[0..NW-1]. */
-static const char *lin_value(CudaGen *g, const LinJob *j)
+/* The value stored at Y[i] from the products v[0..NW-1]; regs: the operands
+ * E as the GEMV loaded them early, ev[e][r][u]. */
+static const char *lin_value(CudaGen *g, const LinJob *j, bool regs)
 {
-    return j->prog ? ew_expr(g, j->prog, j->nw, "i") : "v[0]";
+    return j->prog ? ew_expr(g, j->prog, j->nw, regs ? NULL : "i") : "v[0]";
+}
+
+/* A decode GEMV may load its operands E (the residual) before pdl_wait when
+ * each was written two launches back or more with a GEMV between: a GEMV
+ * asks for the next launch only after its own pdl_wait, so by the time this
+ * one's blocks start, every launch before that GEMV has completed (each
+ * kernel's blocks all pass pdl_wait, so a launch completes only after the
+ * one before it).  The loads bypass L1 (__ldcg). */
+static bool lin_early_e(CudaGen *g, const LinJob *j, const KernelChoice *ch)
+{
+    if (!j->ne || ch->family != KF_GEMV || ch->max_T == 0 || ch->max_T > 4)
+        return false;
+    const Graph *gr = g->c->graph;
+    for (int e = 0; e < j->ne; e++) {
+        bool between = false;
+        for (int i = j->e[e]->id + 1; i < j->n->id && !between; i++) {
+            const Node *m = gr->nodes[i];
+            between = (m->op == OP_LINEAR || m->op == OP_LINEAR_EW) && !m->lead && m->nchoice > 0 &&
+                      m->choice[0].family == KF_GEMV && m->choice[0].max_T >= ch->max_T;
+        }
+        if (!between)
+            return false;
+    }
+    return true;
 }
 
 static const char *lin_suffix(CudaGen *g, const LinJob *j, const char *kind, int param, const char *more)
@@ -303,8 +325,7 @@ static const char *lin_suffix(CudaGen *g, const LinJob *j, const char *kind, int
 
 /* The plain (f16, bf16, f32) weights of the `nth` linear launch after node
  * n, up to 4, and how many bytes of each to pull into L2 so that they add up
- * to at most `kb` KB: a launch's lookahead (select: ATTN_SPLIT's p[2], the
- * second launch on; GEMV's p[5], the next). */
+ * to at most `kb` KB: decode attention's lookahead (select: ATTN_SPLIT's p[2]). */
 static int ahead_weights(CudaGen *g, const Node *n, int nth, int kb, int *bufs, int64_t *bytes)
 {
     const Graph *gr = g->c->graph;
@@ -354,10 +375,10 @@ static void emit_ahead(FILE *f, int na, const int64_t *bytes)
 /* GEMV: each warp computes `rows` outputs (of every product) for up to 4
  * tokens (blockIdx.y picks the group of 4), reading each weight row once
  * with 16-byte loads. */
-static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *ch, int na, const int64_t *abytes)
+static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *ch)
 {
     int R = ch->p[0], S = ir_gemv_warps_per_row(ch);   /* S warps share a row (K split S ways) */
-    bool vec = ch->p[1], norm = j->norm != NULL;
+    bool vec = ch->p[1], norm = j->norm != NULL, early = lin_early_e(g, j, ch) && !getenv("MODELC_NO_EARLY_E");
     IR_ASSERT(S == 1 || (vec && 8 % S == 0));
     /* loads in flight per lane and row (select: gemv_batch) */
     int un = ch->p[3] > 0 ? ch->p[3] : j->nw * R == 1 ? 8 : 2;
@@ -367,7 +388,7 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
     /* two rows or products per warp: registers for the blocks per SM that select counted on (2 loads:
        4 blocks, 64 registers; ptxas takes 76-90 unbounded, 2-3 blocks).  Not for one row: bounded,
        ptxas hoists more and spills */
-    lin_signature(f, j, j->wt.c, norm, ir_gemv_min_blocks(un), false, na);
+    lin_signature(f, j, j->wt.c, norm, ir_gemv_min_blocks(un), false);
     fprintf(f, "    enum { K = %lld, R = %d, NW = %d, S = %d, PF = %d };\n", (long long)j->K, R, j->nw, S,
             ch->p[4] > 0 ? ch->p[4] : ch->p[4] < 0 ? 0 : 128);
     lin_pick_part(f, j, j->wt.c, 8 * R / S, 'x');
@@ -389,8 +410,22 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "                    for (int c = lane + 32 * ks; c < LINES && c < PF; c += 32 * S)\n"
             "                        prefetch_l2((const char *)(Wv[q] + (size_t)(n + r) * K) + c * 128);\n"
             "    }\n");
-    if (na)   /* the lookahead (select: GEMV's p[5]): the next launch's first weights */
-        emit_ahead(f, na, abytes);
+    if (early) {   /* the epilogue's operands, written launches ago (lin_early_e): off the path after the loop */
+        fprintf(f, "    float ev[%d][R][4];\n"
+                   "    {\n"
+                   "        const int n = (bx * (8 / S) + (threadIdx.x >> 5) / S) * R;\n"
+                   "#pragma unroll\n"
+                   "        for (int r = 0; r < R; r++)\n"
+                   "#pragma unroll\n"
+                   "            for (int u = 0; u < 4; u++) {\n"
+                   "                const bool on = lane == 0 && ks == 0 && u < nt && n + r < N;\n"
+                   "                const size_t i = (size_t)(r0 + t0 + u) * N + n + r;\n",
+                j->ne);
+        for (int e = 0; e < j->ne; e++)
+            fprintf(f, "                ev[%d][r][u] = on ? __ldcg(E%d + i) : 0.f;\n", e, e);
+        fprintf(f, "            }\n"
+                   "    }\n");
+    }
     fprintf(f,
             "    pdl_wait();\n"
             "    if (t0 >= T) return;\n"
@@ -527,7 +562,7 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "            }\n"
             "        }\n"
             "}\n",
-            S > 1 ? "acc[q][r][u]" : "warp_sum(acc[q][r][u])", lin_value(g, j));
+            S > 1 ? "acc[q][r][u]" : "warp_sum(acc[q][r][u])", lin_value(g, j, early));
     /* the name tells the variants apart: warps per row, and the loads and prefetch select chose */
     const char *more = arena_printf(g->c->arena, "%s%s%s", S > 1 ? arena_printf(g->c->arena, "s%d", S) : "",
                                     ch->p[3] > 0 ? arena_printf(g->c->arena, "b%d", ch->p[3]) : "",
@@ -605,7 +640,7 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
     const char *ty = j->w[0]->dt == DT_BF16 ? "bf16" : "f16";
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, "u16", false, 0, ks > 1, 0);
+    lin_signature(f, j, "u16", false, 0, ks > 1);
     fprintf(f, "    enum { K = %lld, BM = %d, NW = %d, BN = 128 / NW, SPLIT = %d, MT = BM / 32, AV = BM / 32, NK = (K + 31) / 32 };\n"
                "    enum { KS = %d, KC = (NK + KS - 1) / KS, CNT = %lld };   // K splits, steps of 32 per split, counters\n",
             (long long)j->K, BM, j->nw, split, ks, (long long)g->counters);
@@ -740,7 +775,7 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
                 "                }\n"
                 "            }\n"
                 "}\n",
-                lin_value(g, j));
+                lin_value(g, j, false));
     else
         fprintf(f,
                 "    float (*Cs)[132] = (float (*)[132])smem;   // the pipeline is drained: reuse its memory\n"
@@ -763,7 +798,7 @@ static const char *mma_kernel(CudaGen *g, const LinJob *j, const KernelChoice *c
                 "        }\n"
                 "    }\n"
                 "}\n",
-                lin_value(g, j));
+                lin_value(g, j, false));
     return cg_kernel(g, j->n, &t,
                      lin_suffix(g, j, "mma", BM, arena_printf(g->c->arena, "%s%s", split ? "s" : "",
                                                                ks > 1 ? arena_printf(g->c->arena, "k%d", ks) : "")));
@@ -793,7 +828,7 @@ static const char *mma_wide_kernel(CudaGen *g, const LinJob *j)
     const char *ty = j->w[0]->dt == DT_BF16 ? "bf16" : "f16";
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, "u16", false, 1, false, 0);
+    lin_signature(f, j, "u16", false, 1, false);
     fprintf(f, "    enum { K = %lld, BM = 128, NW = %d, BN = 256 / NW, S = %d, NK = (K + 31) / 32, CW = 8 / NW };\n",
             (long long)j->K, j->nw, wide_stages(g));
     lin_pick_part(f, j, "u16", 256 / j->nw, 'y');
@@ -878,7 +913,7 @@ static const char *mma_wide_kernel(CudaGen *g, const LinJob *j)
             "                }\n"
             "            }\n"
             "}\n",
-            lin_value(g, j));
+            lin_value(g, j, false));
     return cg_kernel(g, j->n, &t, lin_suffix(g, j, "mmaw", 128, ""));
 }
 
@@ -910,7 +945,7 @@ static const char *wgmma_kernel(CudaGen *g, const LinJob *j, const KernelChoice 
     g->wgmma = true;
     KText t;
     FILE *f = cg_text(&t);
-    lin_signature(f, j, "u16", false, 1, false, 0);
+    lin_signature(f, j, "u16", false, 1, false);
     fprintf(f, "    enum { K = %lld, BM = 128, NW = %d, BN = 256 / NW, S = %d, NK = (K + 63) / 64, AT = %d };\n",
             (long long)j->K, j->nw, ch->p[4], xh ? ch->p[4] : 3);
     lin_pick_part(f, j, "u16", 256 / j->nw, 'y');
@@ -1004,7 +1039,7 @@ static const char *wgmma_kernel(CudaGen *g, const LinJob *j, const KernelChoice 
             "        }\n"
             "}\n",
             xh ? "" : "#undef STORE_A\n", ch->y_f16 ? "((u16 *)Y)[i]" : "Y[i]", ch->y_f16 ? "f2h(" : "",
-            lin_value(g, j), ch->y_f16 ? ")" : "");
+            lin_value(g, j, false), ch->y_f16 ? ")" : "");
     return cg_kernel(g, j->n, &t, lin_suffix(g, j, "wgmma", 128, arena_printf(g->c->arena, "%s%s", xh ? "x" : "",
                                                                               ch->y_f16 ? "y" : "")));
 }
@@ -1062,14 +1097,7 @@ static bool emit_linear(CudaGen *g, Node *n)
         int nargs = lin_args(g, &j, j.norm && ch->family == KF_GEMV, args);
         RtLaunch *l;
         if (ch->family == KF_GEMV) {
-            int abuf[4];
-            int64_t abytes[4];
-            int na = ch->p[5] > 0 ? ahead_weights(g, n, 1, ch->p[5], abuf, abytes) : 0;
-            IR_ASSERT(nargs + na <= RT_MAX_ARGS);
-            const char *k = gemv_kernel(g, &j, ch, na, abytes);
-            for (int a = 0; a < na; a++)
-                args[nargs++] = abuf[a];
-            l = cg_launch(g, n, k, nargs, args, 256);
+            l = cg_launch(g, n, gemv_kernel(g, &j, ch), nargs, args, 256);
             set_grid(l, lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch)), 1, 1);
             l->grid_tok[1] = 4;
         } else if (ch->p[1] == 256) {   /* 128 x 256 tiles (wgmma or mma.sync): blockIdx.x the M tile, .y the column block */
@@ -1159,14 +1187,13 @@ static bool emit_rope(CudaGen *g, Node *n)
  * loads its 8 keys and values (every lane's share) before it uses any, so a
  * piece costs one round trip to memory rather than one per key.  Keys before
  * pos0 come from the caches, the step's own from K and V (rotated here when
- * RoPE is on), so the kernel need not wait for them to be stored. */
-static void attn_core(FILE *f, int64_t dh, bool rope)
+ * RoPE is on), so the kernel need not wait for them to be stored.  The
+ * caller defines DH, ND, KB, lane and warp, and has loaded each warp's first
+ * 8 cached keys and values (kp, vp) before its pdl_wait. */
+static void attn_core(FILE *f, bool rope)
 {
-    int nd = (int)((dh + 31) / 32);
     fprintf(f,
-            "    enum { DH = %lld, ND = %d, KB = 8 };\n"
             "    __shared__ float sacc[4][DH], sl[4], smax[4];\n"
-            "    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
             "    float q[ND], acc[ND], l, mx, phi = %.1ff;\n"
             "    const float *qr = Q + ((size_t)t * HQ + h) * DH;\n"
             "#pragma unroll\n"
@@ -1178,6 +1205,7 @@ static void attn_core(FILE *f, int64_t dh, bool rope)
             "        for (int i = 0; i < ND; i++) acc[i] = 0.f;\n"
             "        for (int jb = j0 + warp * KB; jb < j1; jb += 4 * KB) {\n"
             "            float kv[KB][ND], vv[KB][ND], s[KB];\n"
+            "            const bool first = pass == 0 && jb == j0 + warp * KB;\n"
             "#pragma unroll\n"
             "            for (int u = 0; u < KB; u++) {\n"
             "                const int j = jb + u;\n"
@@ -1187,8 +1215,13 @@ static void attn_core(FILE *f, int64_t dh, bool rope)
             "#pragma unroll\n"
             "                for (int i = 0; i < ND; i++) {\n"
             "                    const bool in = ok && lane + 32 * i < DH;\n"
-            "                    kv[u][i] = in ? (old ? kr[lane + 32 * i] : %s) : 0.f;\n"
-            "                    vv[u][i] = in ? vr[lane + 32 * i] : 0.f;\n"
+            "                    if (first && old) {   /* loaded before pdl_wait */\n"
+            "                        kv[u][i] = kp[u][i];\n"
+            "                        vv[u][i] = vp[u][i];\n"
+            "                    } else {\n"
+            "                        kv[u][i] = in ? (old ? kr[lane + 32 * i] : %s) : 0.f;\n"
+            "                        vv[u][i] = in ? vr[lane + 32 * i] : 0.f;\n"
+            "                    }\n"
             "                }\n"
             "            }\n"
             "#pragma unroll\n"
@@ -1221,7 +1254,7 @@ static void attn_core(FILE *f, int64_t dh, bool rope)
             "    if (lane == 0) sl[warp] = l;\n"
             "    __syncthreads();\n"
             "    const float lt = sl[0] + sl[1] + sl[2] + sl[3];\n",
-            (long long)dh, nd, ATTN_PHI, rope ? "KNAME_rope(qr, lane + 32 * i, (float)(pos0 + t))" : "qr[lane + 32 * i]",
+            ATTN_PHI, rope ? "KNAME_rope(qr, lane + 32 * i, (float)(pos0 + t))" : "qr[lane + 32 * i]",
             rope ? "KNAME_rope(kr, lane + 32 * i, (float)j)" : "kr[lane + 32 * i]", ATTN_PHI_RANGE, ATTN_PHI_RANGE);
 }
 
@@ -1400,36 +1433,49 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
     if (rope)
         rope_fn(g, f, &n->a.attn.rope_attr, dh);
     fprintf(f,
-            "extern \"C\" __global__ void __launch_bounds__(128) KNAME(const RtGpuStep *st, const float *Q, const float *K, "
+            "extern \"C\" __global__ void __launch_bounds__(128, 5) KNAME(const RtGpuStep *st, const float *Q, const float *K, "
             "const float *V, float *Kc, float *Vc, float *S, float *O");
     for (int a = 0; a < na; a++)
         fprintf(f, ", const char *P%d", a);
-    fprintf(f, ")\n{\n");
-    if (na) {   /* the lookahead, before waiting */
-        fprintf(f, "    pdl_launch();\n");
+    fprintf(f, ")\n{\n"
+               "    pdl_launch();\n");
+    if (na)   /* the lookahead, before waiting */
         emit_ahead(f, na, abytes);
-        fprintf(f, "    pdl_wait();\n");
-    }
+    /* before waiting too: the first 8 keys and values of each warp that earlier steps left in
+       the caches (the kernel before wrote only this step's) */
     fprintf(f,
-            "    enum { HQ = %lld, HKV = %lld, SPLITS = %d, MINCH = %d, CNT = %lld };\n"
+            "    enum { HQ = %lld, HKV = %lld, SPLITS = %d, MINCH = %d, CNT = %lld, DH = %lld, ND = %d, KB = 8 };\n"
             "    const float SCALE = %.9ef;\n"
             "    const int T = st->T, pos0 = st->pos0, h = blockIdx.y, t = blockIdx.z, kvh = h / (HQ / HKV);\n"
-            "    if (t >= T) return;\n"
+            "    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
+            "    const int L = %s, chunk = max((int)MINCH, (L + SPLITS - 1) / SPLITS), ns = (L + chunk - 1) / chunk;\n"
+            "    const int j0 = blockIdx.x * chunk, j1 = min(L, j0 + chunk);\n"
+            "    if (t >= T || j0 >= L) return;   /* no piece of the context (never block 0): gone before the wait */\n"
+            "    float kp[KB][ND], vp[KB][ND];\n"
+            "#pragma unroll\n"
+            "    for (int u = 0; u < KB; u++) {\n"
+            "        const int j = j0 + warp * KB + u;\n"
+            "        const size_t o = ((size_t)j * HKV + kvh) * DH;\n"
+            "#pragma unroll\n"
+            "        for (int i = 0; i < ND; i++) {\n"
+            "            const bool in = j < j1 && j < pos0 && lane + 32 * i < DH;\n"
+            "            kp[u][i] = in ? __ldcg(Kc + o + lane + 32 * i) : 0.f;\n"
+            "            vp[u][i] = in ? __ldcg(Vc + o + lane + 32 * i) : 0.f;\n"
+            "        }\n"
+            "    }\n"
+            "    pdl_wait();\n"
             "    if (blockIdx.x == 0 && t == 0 && h %% (HQ / HKV) == 0)\n"
             "        for (int e = threadIdx.x; e < T * %lld; e += 128) {\n"
             "            const int u = e / %lld, d = e %% %lld;\n"
             "            const size_t src = ((size_t)u * HKV + kvh) * %lld, dst = ((size_t)(pos0 + u) * HKV + kvh) * %lld;\n"
             "            Kc[dst + d] = %s;\n"
             "            Vc[dst + d] = V[src + d];\n"
-            "        }\n"
-            "    const int L = %s, chunk = max((int)MINCH, (L + SPLITS - 1) / SPLITS), ns = (L + chunk - 1) / chunk;\n"
-            "    const int j0 = blockIdx.x * chunk, j1 = min(L, j0 + chunk);\n"
-            "    if (j0 >= L) return;\n",
-            (long long)hq, (long long)hkv, splits, minch, (long long)g->counters, ir_attention_scale(n),
+            "        }\n",
+            (long long)hq, (long long)hkv, splits, minch, (long long)g->counters, (long long)dh, (int)((dh + 31) / 32),
+            ir_attention_scale(n), n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T",
             (long long)dh, (long long)dh, (long long)dh, (long long)dh, (long long)dh,
-            rope ? "KNAME_rope(K + src, d, (float)(pos0 + u))" : "K[src + d]",
-            n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T");
-    attn_core(f, dh, rope);
+            rope ? "KNAME_rope(K + src, d, (float)(pos0 + u))" : "K[src + d]");
+    attn_core(f, rope);
     fprintf(f,
             "    float *const out = O + ((size_t)t * HQ + h) * DH;\n"
             "    if (ns == 1) {\n"
@@ -1634,7 +1680,8 @@ static const char *ew_expr(CudaGen *g, const EwProg *p, int nw, const char *idx)
         switch ((EwCode)p->code[i]) {
         case EW_LOAD:
             stack[sp++] = p->arg[i] < nw ? arena_printf(g->c->arena, "v[%d]", p->arg[i])
-                                         : arena_printf(g->c->arena, "%s%d[%s]", nw ? "E" : "X", p->arg[i] - nw, idx);
+                          : idx ? arena_printf(g->c->arena, "%s%d[%s]", nw ? "E" : "X", p->arg[i] - nw, idx)
+                                : arena_printf(g->c->arena, "ev[%d][r][u]", p->arg[i] - nw);
             break;
         case EW_SILU: stack[sp - 1] = arena_printf(g->c->arena, "silu(%s)", stack[sp - 1]); break;
         case EW_ADD: sp--; stack[sp - 1] = arena_printf(g->c->arena, "(%s + %s)", stack[sp - 1], stack[sp]); break;
