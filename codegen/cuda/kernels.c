@@ -1188,8 +1188,8 @@ static bool emit_rope(CudaGen *g, Node *n)
  * piece costs one round trip to memory rather than one per key.  Keys before
  * pos0 come from the caches, the step's own from K and V (rotated here when
  * RoPE is on), so the kernel need not wait for them to be stored.  The
- * caller defines DH, ND, KB, lane and warp, and has loaded each warp's first
- * 8 cached keys and values (kp, vp) before its pdl_wait. */
+ * caller defines DH, ND, KB, lane and warp, and (EKV) has loaded each warp's
+ * first 8 cached keys and values (kp, vp) before its pdl_wait. */
 static void attn_core(FILE *f, bool rope)
 {
     fprintf(f,
@@ -1215,7 +1215,7 @@ static void attn_core(FILE *f, bool rope)
             "#pragma unroll\n"
             "                for (int i = 0; i < ND; i++) {\n"
             "                    const bool in = ok && lane + 32 * i < DH;\n"
-            "                    if (first && old) {   /* loaded before pdl_wait */\n"
+            "                    if (EKV && first && old) {   /* loaded before pdl_wait */\n"
             "                        kv[u][i] = kp[u][i];\n"
             "                        vv[u][i] = vp[u][i];\n"
             "                    } else {\n"
@@ -1444,7 +1444,7 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
     /* before waiting too: the first 8 keys and values of each warp that earlier steps left in
        the caches (the kernel before wrote only this step's) */
     fprintf(f,
-            "    enum { HQ = %lld, HKV = %lld, SPLITS = %d, MINCH = %d, CNT = %lld, DH = %lld, ND = %d, KB = 8 };\n"
+            "    enum { HQ = %lld, HKV = %lld, SPLITS = %d, MINCH = %d, CNT = %lld, DH = %lld, ND = %d, KB = 8, EKV = %d };\n"
             "    const float SCALE = %.9ef;\n"
             "    const int T = st->T, pos0 = st->pos0, h = blockIdx.y, t = blockIdx.z, kvh = h / (HQ / HKV);\n"
             "    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
@@ -1458,7 +1458,7 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
             "        const size_t o = ((size_t)j * HKV + kvh) * DH;\n"
             "#pragma unroll\n"
             "        for (int i = 0; i < ND; i++) {\n"
-            "            const bool in = j < j1 && j < pos0 && lane + 32 * i < DH;\n"
+            "            const bool in = EKV && j < j1 && j < pos0 && lane + 32 * i < DH;\n"
             "            kp[u][i] = in ? __ldcg(Kc + o + lane + 32 * i) : 0.f;\n"
             "            vp[u][i] = in ? __ldcg(Vc + o + lane + 32 * i) : 0.f;\n"
             "        }\n"
@@ -1472,7 +1472,7 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
             "            Vc[dst + d] = V[src + d];\n"
             "        }\n",
             (long long)hq, (long long)hkv, splits, minch, (long long)g->counters, (long long)dh, (int)((dh + 31) / 32),
-            ir_attention_scale(n), n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T",
+            !getenv("MODELC_NO_EARLY_KV"), ir_attention_scale(n), n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T",
             (long long)dh, (long long)dh, (long long)dh, (long long)dh, (long long)dh,
             rope ? "KNAME_rope(K + src, d, (float)(pos0 + u))" : "K[src + d]");
     attn_core(f, rope);
