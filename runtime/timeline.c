@@ -37,7 +37,7 @@ static int line_len(const char *what)
 typedef struct TlRow {
     int launch;
     int64_t blocks, got;
-    uint64_t start, waited, end;
+    uint64_t start, first_wait, waited, end;   /* first_wait: the earliest block past the wait, waited: the last */
     double adds;   /* µs this launch moved the step's end */
 } TlRow;
 
@@ -87,10 +87,12 @@ bool rt_tl_report(FILE *f, const RtProgram *p, int64_t T, int64_t T_tail, RtTlRe
             at = lo;
         }
         TlRow *r = &row[nrow++];
-        *r = (TlRow){.launch = l, .blocks = blocks, .start = UINT64_MAX};
+        *r = (TlRow){.launch = l, .blocks = blocks, .start = UINT64_MAX, .first_wait = UINT64_MAX};
         for (; r->got < blocks && at < n && (uint32_t)(rec[at].id_sm >> 32) == id; at++, r->got++) {
             if (rec[at].start < r->start)
                 r->start = rec[at].start;
+            if (rec[at].waited < r->first_wait)
+                r->first_wait = rec[at].waited;
             if (rec[at].waited > r->waited)
                 r->waited = rec[at].waited;
             if (rec[at].end > r->end)
@@ -108,23 +110,23 @@ bool rt_tl_report(FILE *f, const RtProgram *p, int64_t T, int64_t T_tail, RtTlRe
     fprintf(f, "modelc: timeline of one step (T = %lld): %d launches, %.1f us from the first block's start to the last "
                "block's end\n",
             (long long)T, nrow, (double)(tend - t0) * 1e-3);
-    fprintf(f, "  %-4s %-34s %7s %9s %9s %9s %8s  %s\n", "#", "kernel", "blocks", "start us", "waited", "end us",
-            "adds us", "node");
+    fprintf(f, "  %-4s %-34s %7s %9s %9s %9s %9s %8s  %s\n", "#", "kernel", "blocks", "start us", "1st wait", "waited",
+            "end us", "adds us", "node");
     for (int i = 0; i < nrow; i++) {
         TlRow *r = &row[i];
         const RtLaunch *L = &p->launch[r->launch];
         blocks += r->got;
         missing += r->blocks - r->got;
         if (!r->got) {
-            fprintf(f, "  %-4d %-34.34s %7lld %9s %9s %9s %8s  %.*s (no block logged)\n", i, L->kernel,
-                    (long long)r->blocks, "-", "-", "-", "-", line_len(L->what), L->what ? L->what : "");
+            fprintf(f, "  %-4d %-34.34s %7lld %9s %9s %9s %9s %8s  %.*s (no block logged)\n", i, L->kernel,
+                    (long long)r->blocks, "-", "-", "-", "-", "-", line_len(L->what), L->what ? L->what : "");
             continue;
         }
         r->adds = r->end > last ? (double)(r->end - last) * 1e-3 : 0.0;
         if (r->end > last)
             last = r->end;
-        fprintf(f, "  %-4d %-34.34s %7lld %9.2f %9.2f %9.2f %8.2f  %.*s%s\n", i, L->kernel, (long long)r->blocks,
-                (double)(r->start - t0) * 1e-3, (double)(r->waited - t0) * 1e-3, (double)(r->end - t0) * 1e-3, r->adds,
+        fprintf(f, "  %-4d %-34.34s %7lld %9.2f %9.2f %9.2f %9.2f %8.2f  %.*s%s\n", i, L->kernel, (long long)r->blocks,
+                (double)(r->start - t0) * 1e-3, (double)(r->first_wait - t0) * 1e-3, (double)(r->waited - t0) * 1e-3, (double)(r->end - t0) * 1e-3, r->adds,
                 line_len(L->what), L->what ? L->what : "", r->got < r->blocks ? " (some blocks not logged)" : "");
         int s = 0;
         while (s < nsum && strcmp(sum[s].kernel, L->kernel))

@@ -379,6 +379,9 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
 {
     int R = ch->p[0], S = ir_gemv_warps_per_row(ch);   /* S warps share a row (K split S ways) */
     bool vec = ch->p[1], norm = j->norm != NULL, early = lin_early_e(g, j, ch) && !getenv("MODELC_NO_EARLY_E");
+    /* MODELC_GEMV_LOADS_FIRST=1 (an experiment): a GEMV with its norm folded in issues its first
+       loads of weights before it reads x for the norm, so the two round trips overlap */
+    bool first = norm && vec && getenv("MODELC_GEMV_LOADS_FIRST");
     IR_ASSERT(S == 1 || (vec && 8 % S == 0));
     /* loads in flight per lane and row (select: gemv_batch) */
     int un = ch->p[3] > 0 ? ch->p[3] : j->nw * R == 1 ? 8 : 2;
@@ -426,10 +429,31 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
         fprintf(f, "            }\n"
                    "    }\n");
     }
+    const char *load =   /* a lane's UN 16-byte loads of each row and product at k0 */
+        "#pragma unroll\n"
+        "        for (int i = 0; i < UN; i++)\n"
+        "#pragma unroll\n"
+        "            for (int q = 0; q < NW; q++)\n"
+        "#pragma unroll\n"
+        "                for (int r = 0; r < R; r++)\n"
+        "                    if (k0 + i * 256 * S < K && n + r < N)\n"
+        "                        ldr8_%s(Wv[q], (size_t)(n + r) * K + k0 + i * 256 * S, raw[i][q][r]);\n"
+        "                    else raw[i][q][r] = Raw8{};\n";
     fprintf(f,
             "    pdl_wait();\n"
             "    if (t0 >= T) return;\n"
             "    const float *x = X + (size_t)(r0 + t0) * K;\n");
+    if (first) {
+        fprintf(f,
+                "    const int n = (bx * (8 / S) + (threadIdx.x >> 5) / S) * R;\n"
+                "    enum { UN = %d };\n"
+                "    Raw8 raw[UN][NW][R];\n"
+                "    {\n"
+                "        const int k0 = lane * 8 + ks * 256;\n",
+                un);
+        fprintf(f, load, j->wt.sfx);
+        fprintf(f, "    }\n");
+    }
     if (norm)   /* the folded rms_norm: each token's 1/rms, by the whole block */
         fprintf(f,
                 "    __shared__ float sh[32];\n"
@@ -447,8 +471,9 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                       "            }\n"
                     : "            for (int k = threadIdx.x; k < K; k += 256) ss += x[(size_t)u * K + k] * x[(size_t)u * K + k];\n",
                 (long long)j->K, j->norm->a.eps);
+    if (!first)
+        fprintf(f, "    const int n = (bx * (8 / S) + (threadIdx.x >> 5) / S) * R;\n");
     fprintf(f,
-            "    const int n = (bx * (8 / S) + (threadIdx.x >> 5) / S) * R;\n"
             "    if (S == 1 && n >= N) return;   /* with S > 1 every warp reaches the reduction */\n"
             "    float acc[NW][R][4];\n"
             "#pragma unroll\n"
@@ -457,20 +482,20 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "        for (int r = 0; r < R; r++)\n"
             "#pragma unroll\n"
             "            for (int u = 0; u < 4; u++) acc[q][r][u] = 0.f;\n");
-    if (vec)   /* UN 16-byte loads per lane and row issued before any is used */
+    if (vec) {   /* UN 16-byte loads per lane and row issued before any is used */
+        if (first)
+            fprintf(f, "    for (int k0 = lane * 8 + ks * 256; k0 < K; k0 += 256 * UN * S) {\n"
+                       "        if (k0 != lane * 8 + ks * 256) {   /* the first ones went before the norm */\n");
+        else
+            fprintf(f,
+                    "    enum { UN = %d };\n"
+                    "    for (int k0 = lane * 8 + ks * 256; k0 < K; k0 += 256 * UN * S) {\n"
+                    "        Raw8 raw[UN][NW][R];\n"
+                    "        {\n",
+                    un);
+        fprintf(f, load, j->wt.sfx);
         fprintf(f,
-                "    enum { UN = %d };\n"
-                "    for (int k0 = lane * 8 + ks * 256; k0 < K; k0 += 256 * UN * S) {\n"
-                "        Raw8 raw[UN][NW][R];\n"
-                "#pragma unroll\n"
-                "        for (int i = 0; i < UN; i++)\n"
-                "#pragma unroll\n"
-                "            for (int q = 0; q < NW; q++)\n"
-                "#pragma unroll\n"
-                "                for (int r = 0; r < R; r++)\n"
-                "                    if (k0 + i * 256 * S < K && n + r < N)\n"
-                "                        ldr8_%s(Wv[q], (size_t)(n + r) * K + k0 + i * 256 * S, raw[i][q][r]);\n"
-                "                    else raw[i][q][r] = Raw8{};\n"
+                "        }\n"
                 "#pragma unroll\n"
                 "        for (int i = 0; i < UN; i++) {\n"
                 "            const int k = k0 + i * 256 * S;\n"
@@ -498,12 +523,12 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 "            }\n"
                 "        }\n"
                 "    }\n",
-                un, j->wt.sfx, j->wt.sfx,
+                j->wt.sfx,
                 norm ? arena_printf(g->c->arena, "            float gv[8];\n            ld8_%s(G, k, gv);\n", j->gt.sfx) : "",
                 norm ? "                    a.x *= gv[0] * inv[u]; a.y *= gv[1] * inv[u]; a.z *= gv[2] * inv[u]; a.w *= gv[3] * inv[u];\n"
                        "                    b.x *= gv[4] * inv[u]; b.y *= gv[5] * inv[u]; b.z *= gv[6] * inv[u]; b.w *= gv[7] * inv[u];\n"
                      : "");
-    else
+    } else
         fprintf(f,
                 "    for (int k = lane; k < K; k += 32) {\n"
                 "        float wv[NW][R];\n"
@@ -1417,8 +1442,8 @@ static const char *attn_mma_kernel(CudaGen *g, const Node *n, bool half)
  * the pieces read those from K and V, so no launch runs between.  Each piece
  * leaves its sums (with its max, phi) in the scratch buffer and counts itself
  * done; the last of a head's pieces adds them up and writes O (FlashDecoding++'s
- * unified max: pieces with the same phi add without rescaling).  A context of
- * one piece writes O directly. */
+ * unified max: pieces with the same phi add without rescaling), loading every
+ * piece's sums in one round trip.  A context of one piece writes O directly. */
 static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc, int vc)
 {
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
@@ -1497,20 +1522,26 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
             "    __syncthreads();\n"
             "    if (!last) return;\n"
             "    __threadfence();\n"
-            "    float m = NEG_INF, den = 0.f;\n"
-            "    for (int s = 0; s < ns; s++) m = fmaxf(m, __ldcg(P + (((size_t)s * 4 + t) * HQ + h) * (DH + 2) + DH));\n"
-            "    for (int s = 0; s < ns; s++) {\n"
+            "    /* every piece's max, sum and this thread's column at once: one round trip, not three */\n"
+            "    const int d = threadIdx.x;   /* DH <= 128 */\n"
+            "    float pm[SPLITS], pl[SPLITS], pv[SPLITS], m = NEG_INF, den = 0.f, num = 0.f;\n"
+            "#pragma unroll\n"
+            "    for (int s = 0; s < SPLITS; s++) {\n"
             "        const float *p = P + (((size_t)s * 4 + t) * HQ + h) * (DH + 2);\n"
-            "        den += __ldcg(p + DH + 1) * expf(__ldcg(p + DH) - m);\n"
+            "        pm[s] = s < ns ? __ldcg(p + DH) : NEG_INF;\n"
+            "        pl[s] = s < ns ? __ldcg(p + DH + 1) : 0.f;\n"
+            "        pv[s] = s < ns && d < DH ? __ldcg(p + d) : 0.f;\n"
             "    }\n"
-            "    for (int d = threadIdx.x; d < DH; d += 128) {\n"
-            "        float num = 0.f;\n"
-            "        for (int s = 0; s < ns; s++) {\n"
-            "            const float *p = P + (((size_t)s * 4 + t) * HQ + h) * (DH + 2);\n"
-            "            num += __ldcg(p + d) * expf(__ldcg(p + DH) - m);\n"
+            "#pragma unroll\n"
+            "    for (int s = 0; s < SPLITS; s++) m = fmaxf(m, pm[s]);\n"
+            "#pragma unroll\n"
+            "    for (int s = 0; s < SPLITS; s++)\n"
+            "        if (s < ns) {\n"
+            "            const float e = expf(pm[s] - m);\n"
+            "            den += pl[s] * e;\n"
+            "            num += pv[s] * e;\n"
             "        }\n"
-            "        out[d] = num / den;\n"
-            "    }\n"
+            "    if (d < DH) out[d] = num / den;\n"
             "}\n");
     const char *k = cg_kernel(g, n, &t, "_split");
     int args[RT_MAX_ARGS] = {cg_buf(g, n->src[0]), cg_buf(g, n->src[1]), cg_buf(g, n->src[2]), kc, vc, scratch, cg_buf(g, n)};

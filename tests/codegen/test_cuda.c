@@ -882,10 +882,12 @@ static void test_timeline(void **state)
             int idx;
             char kern[64];
             long long blocks;
-            double st, w, en, adds;
-            if (sscanf(line + 1, "%d %63s %lld %lf %lf %lf %lf", &idx, kern, &blocks, &st, &w, &en, &adds) == 7) {
+            double st, w1, w, en, adds;
+            if (sscanf(line + 1, "%d %63s %lld %lf %lf %lf %lf %lf", &idx, kern, &blocks, &st, &w1, &w, &en, &adds) == 8) {
                 assert_int_equal(idx, rows);
                 assert_float_equal(st, idx * 3.0, 1e-6);
+                assert_float_equal(w1, idx * 3.0 + 0.5, 1e-6);   /* block 0 starts first, waits 0.5 us */
+                assert_true(w >= w1 && w <= idx * 3.0 + 2.5);
                 assert_float_equal(en, idx * 3.0 + 5.0, 1e-6);
                 assert_float_equal(adds, idx ? 3.0 : 5.0, 1e-6);
                 rows++;
