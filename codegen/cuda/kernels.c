@@ -382,6 +382,13 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
     /* MODELC_GEMV_LOADS_FIRST=1 (an experiment): a GEMV with its norm folded in issues its first
        loads of weights before it reads x for the norm, so the two round trips overlap */
     bool first = norm && vec && getenv("MODELC_GEMV_LOADS_FIRST");
+    /* select's MODELC_GEMV_PERSIST experiment: p[5] blocks, each looping over the launch's NB
+       blocks of rows (one row per warp: no split rows) */
+    int NB = lin_grid(j, 8 * R / S);
+    bool persist = ch->p[5] > 0 && j->nparts == 1 && ch->p[5] < NB;
+    IR_ASSERT(!persist || S == 1);
+    early = early && !persist;
+    first = first && !persist;
     IR_ASSERT(S == 1 || (vec && 8 % S == 0));
     /* loads in flight per lane and row (select: gemv_batch) */
     int un = ch->p[3] > 0 ? ch->p[3] : j->nw * R == 1 ? 8 : 2;
@@ -471,6 +478,9 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                       "            }\n"
                     : "            for (int k = threadIdx.x; k < K; k += 256) ss += x[(size_t)u * K + k] * x[(size_t)u * K + k];\n",
                 (long long)j->K, j->norm->a.eps);
+    if (persist)
+        fprintf(f, "    for (int bxl = bx; bxl < %d; bxl += gridDim.x) {\n"
+                   "    const int bx = bxl;\n", NB);
     if (!first)
         fprintf(f, "    const int n = (bx * (8 / S) + (threadIdx.x >> 5) / S) * R;\n");
     fprintf(f,
@@ -547,7 +557,7 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 "            }\n"
                 "    }\n",
                 j->wt.sfx, norm ? arena_printf(g->c->arena, " * ldw_%s(G, k) * inv[u]", j->gt.sfx) : "");
-    fprintf(f, "    pdl_launch();\n");
+    fprintf(f, persist ? "    if (bx + (int)gridDim.x >= %d) pdl_launch();   /* its last rows */\n" : "    pdl_launch();\n", NB);
     if (S > 1)   /* the S warps of a row: each one's sums through shared memory, the first adds them */
         fprintf(f,
                 "    __shared__ float red[8][NW][R][4];\n"
@@ -586,12 +596,14 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "                Y[i] = %s;\n"
             "            }\n"
             "        }\n"
-            "}\n",
-            S > 1 ? "acc[q][r][u]" : "warp_sum(acc[q][r][u])", lin_value(g, j, early));
+            "%s}\n",
+            S > 1 ? "acc[q][r][u]" : "warp_sum(acc[q][r][u])", lin_value(g, j, early), persist ? "    }\n" : "");
     /* the name tells the variants apart: warps per row, and the loads and prefetch select chose */
     const char *more = arena_printf(g->c->arena, "%s%s%s", S > 1 ? arena_printf(g->c->arena, "s%d", S) : "",
                                     ch->p[3] > 0 ? arena_printf(g->c->arena, "b%d", ch->p[3]) : "",
-                                    ch->p[4] ? arena_printf(g->c->arena, "p%d", ch->p[4] > 0 ? ch->p[4] : 0) : "");
+                                    ch->p[4] ? arena_printf(g->c->arena, "p%d%s", ch->p[4] > 0 ? ch->p[4] : 0,
+                                                            persist ? arena_printf(g->c->arena, "g%d", ch->p[5]) : "")
+                                             : persist ? arena_printf(g->c->arena, "g%d", ch->p[5]) : "");
     return cg_kernel(g, j->n, &t, lin_suffix(g, j, "gemv", R, more));
 }
 
@@ -1123,7 +1135,8 @@ static bool emit_linear(CudaGen *g, Node *n)
         RtLaunch *l;
         if (ch->family == KF_GEMV) {
             l = cg_launch(g, n, gemv_kernel(g, &j, ch), nargs, args, 256);
-            set_grid(l, lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch)), 1, 1);
+            int nb = lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch));
+            set_grid(l, j.nparts == 1 && ch->p[5] > 0 && ch->p[5] < nb ? ch->p[5] : nb, 1, 1);
             l->grid_tok[1] = 4;
         } else if (ch->p[1] == 256) {   /* 128 x 256 tiles (wgmma or mma.sync): blockIdx.x the M tile, .y the column block */
             bool wg = ch->family == KF_WGMMA;
