@@ -82,8 +82,7 @@ typedef struct KernelChoice {
     int64_t min_T, max_T;        /* max_T 0: no upper bound */
     int p[6];                    /* GEMV: rows per warp, vector loads (1/0), warps per row (0/1: one), 16-byte loads per lane
                                     and row in flight (0: 8 for one row, else 2), lines of 128 bytes of each row prefetched
-                                    to L2 (0: up to 128, -1: none), blocks launched (0: one per 8 rows / warps per
-                                    row; fewer: each loops over rows); MMA: BM, BN, BK, warps, split A
+                                    to L2 (0: up to 128, -1: none); MMA: BM, BN, BK, warps, split A
                                     (1: activations as two 16-bit terms), K splits (0/1: none); WGMMA: BM, BN, BK,
                                     warpgroups, weight stages; ATTN_SPLIT: least keys per piece, most pieces,
                                     KB of a later launch's weights pulled into L2 (0: none) */

@@ -144,8 +144,6 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
             fprintf(f, " prefetch=%dx128B", k->p[4]);
         else if (k->p[4] < 0)
             fprintf(f, " prefetch=none");
-        if (k->p[5] > 0)
-            fprintf(f, " blocks=%d", k->p[5]);
         break;
     case KF_MMA:
         fprintf(f, " m16n8k16 tile=%dx%dx%d warps=%d%s", k->p[0], k->p[1], k->p[2], k->p[3], k->p[4] ? " a=hi+lo" : "");

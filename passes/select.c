@@ -279,16 +279,6 @@ static void select_linear(Compilation *c, Node *n, int sms)
                                               "(the busiest SM has %lld)%s",
                                               (long long)N, (long long)blocks, sms, (long long)((blocks + sms - 1) / sms),
                                               split > 1 ? "; K split over the warps of a row, for more warps in flight" : "")};
-    /* MODELC_GEMV_PERSIST=W (an experiment): a one-launch GEMV of more blocks than the SMs hold at
-       once (the bound select gave it) but no more than W times that launches only as many, whose
-       warps loop over the rows: no second wave starting and ending late */
-    const char *pw = getenv("MODELC_GEMV_PERSIST");
-    int waves = pw ? atoi(pw) : 0;
-    const Node *parts[IR_MAX_GROUP];
-    int64_t held = (int64_t)ir_gemv_min_blocks(batch) * sms;
-    if (vec && waves > 0 && held > 0 && blocks > held && blocks <= waves * held &&
-        (n->op == OP_LINEAR_EW || ir_group(c->graph, n, parts) == 1))
-        k[0].p[5] = (int)held;
     if (!mma) {
         k[1] = (KernelChoice){.family = KF_GEMV, .min_T = 5, .p = {rows, vec},
                               .why = half ? "K is not a multiple of 8: no tensor-core path; 4 tokens per block row"

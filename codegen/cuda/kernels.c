@@ -379,16 +379,6 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
 {
     int R = ch->p[0], S = ir_gemv_warps_per_row(ch);   /* S warps share a row (K split S ways) */
     bool vec = ch->p[1], norm = j->norm != NULL, early = lin_early_e(g, j, ch) && !getenv("MODELC_NO_EARLY_E");
-    /* MODELC_GEMV_LOADS_FIRST=1 (an experiment): a GEMV with its norm folded in issues its first
-       loads of weights before it reads x for the norm, so the two round trips overlap */
-    bool first = norm && vec && getenv("MODELC_GEMV_LOADS_FIRST");
-    /* select's MODELC_GEMV_PERSIST experiment: p[5] blocks, each looping over the launch's NB
-       blocks of rows (one row per warp: no split rows) */
-    int NB = lin_grid(j, 8 * R / S);
-    bool persist = ch->p[5] > 0 && j->nparts == 1 && ch->p[5] < NB;
-    IR_ASSERT(!persist || S == 1);
-    early = early && !persist;
-    first = first && !persist;
     IR_ASSERT(S == 1 || (vec && 8 % S == 0));
     /* loads in flight per lane and row (select: gemv_batch) */
     int un = ch->p[3] > 0 ? ch->p[3] : j->nw * R == 1 ? 8 : 2;
@@ -436,31 +426,10 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
         fprintf(f, "            }\n"
                    "    }\n");
     }
-    const char *load =   /* a lane's UN 16-byte loads of each row and product at k0 */
-        "#pragma unroll\n"
-        "        for (int i = 0; i < UN; i++)\n"
-        "#pragma unroll\n"
-        "            for (int q = 0; q < NW; q++)\n"
-        "#pragma unroll\n"
-        "                for (int r = 0; r < R; r++)\n"
-        "                    if (k0 + i * 256 * S < K && n + r < N)\n"
-        "                        ldr8_%s(Wv[q], (size_t)(n + r) * K + k0 + i * 256 * S, raw[i][q][r]);\n"
-        "                    else raw[i][q][r] = Raw8{};\n";
     fprintf(f,
             "    pdl_wait();\n"
             "    if (t0 >= T) return;\n"
             "    const float *x = X + (size_t)(r0 + t0) * K;\n");
-    if (first) {
-        fprintf(f,
-                "    const int n = (bx * (8 / S) + (threadIdx.x >> 5) / S) * R;\n"
-                "    enum { UN = %d };\n"
-                "    Raw8 raw[UN][NW][R];\n"
-                "    {\n"
-                "        const int k0 = lane * 8 + ks * 256;\n",
-                un);
-        fprintf(f, load, j->wt.sfx);
-        fprintf(f, "    }\n");
-    }
     if (norm)   /* the folded rms_norm: each token's 1/rms, by the whole block */
         fprintf(f,
                 "    __shared__ float sh[32];\n"
@@ -478,12 +447,8 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                       "            }\n"
                     : "            for (int k = threadIdx.x; k < K; k += 256) ss += x[(size_t)u * K + k] * x[(size_t)u * K + k];\n",
                 (long long)j->K, j->norm->a.eps);
-    if (persist)
-        fprintf(f, "    for (int bxl = bx; bxl < %d; bxl += gridDim.x) {\n"
-                   "    const int bx = bxl;\n", NB);
-    if (!first)
-        fprintf(f, "    const int n = (bx * (8 / S) + (threadIdx.x >> 5) / S) * R;\n");
     fprintf(f,
+            "    const int n = (bx * (8 / S) + (threadIdx.x >> 5) / S) * R;\n"
             "    if (S == 1 && n >= N) return;   /* with S > 1 every warp reaches the reduction */\n"
             "    float acc[NW][R][4];\n"
             "#pragma unroll\n"
@@ -492,20 +457,20 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "        for (int r = 0; r < R; r++)\n"
             "#pragma unroll\n"
             "            for (int u = 0; u < 4; u++) acc[q][r][u] = 0.f;\n");
-    if (vec) {   /* UN 16-byte loads per lane and row issued before any is used */
-        if (first)
-            fprintf(f, "    for (int k0 = lane * 8 + ks * 256; k0 < K; k0 += 256 * UN * S) {\n"
-                       "        if (k0 != lane * 8 + ks * 256) {   /* the first ones went before the norm */\n");
-        else
-            fprintf(f,
-                    "    enum { UN = %d };\n"
-                    "    for (int k0 = lane * 8 + ks * 256; k0 < K; k0 += 256 * UN * S) {\n"
-                    "        Raw8 raw[UN][NW][R];\n"
-                    "        {\n",
-                    un);
-        fprintf(f, load, j->wt.sfx);
+    if (vec)   /* UN 16-byte loads per lane and row issued before any is used */
         fprintf(f,
-                "        }\n"
+                "    enum { UN = %d };\n"
+                "    for (int k0 = lane * 8 + ks * 256; k0 < K; k0 += 256 * UN * S) {\n"
+                "        Raw8 raw[UN][NW][R];\n"
+                "#pragma unroll\n"
+                "        for (int i = 0; i < UN; i++)\n"
+                "#pragma unroll\n"
+                "            for (int q = 0; q < NW; q++)\n"
+                "#pragma unroll\n"
+                "                for (int r = 0; r < R; r++)\n"
+                "                    if (k0 + i * 256 * S < K && n + r < N)\n"
+                "                        ldr8_%s(Wv[q], (size_t)(n + r) * K + k0 + i * 256 * S, raw[i][q][r]);\n"
+                "                    else raw[i][q][r] = Raw8{};\n"
                 "#pragma unroll\n"
                 "        for (int i = 0; i < UN; i++) {\n"
                 "            const int k = k0 + i * 256 * S;\n"
@@ -533,12 +498,12 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 "            }\n"
                 "        }\n"
                 "    }\n",
-                j->wt.sfx,
+                un, j->wt.sfx, j->wt.sfx,
                 norm ? arena_printf(g->c->arena, "            float gv[8];\n            ld8_%s(G, k, gv);\n", j->gt.sfx) : "",
                 norm ? "                    a.x *= gv[0] * inv[u]; a.y *= gv[1] * inv[u]; a.z *= gv[2] * inv[u]; a.w *= gv[3] * inv[u];\n"
                        "                    b.x *= gv[4] * inv[u]; b.y *= gv[5] * inv[u]; b.z *= gv[6] * inv[u]; b.w *= gv[7] * inv[u];\n"
                      : "");
-    } else
+    else
         fprintf(f,
                 "    for (int k = lane; k < K; k += 32) {\n"
                 "        float wv[NW][R];\n"
@@ -557,7 +522,7 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
                 "            }\n"
                 "    }\n",
                 j->wt.sfx, norm ? arena_printf(g->c->arena, " * ldw_%s(G, k) * inv[u]", j->gt.sfx) : "");
-    fprintf(f, persist ? "    if (bx + (int)gridDim.x >= %d) pdl_launch();   /* its last rows */\n" : "    pdl_launch();\n", NB);
+    fprintf(f, "    pdl_launch();\n");
     if (S > 1)   /* the S warps of a row: each one's sums through shared memory, the first adds them */
         fprintf(f,
                 "    __shared__ float red[8][NW][R][4];\n"
@@ -596,14 +561,12 @@ static const char *gemv_kernel(CudaGen *g, const LinJob *j, const KernelChoice *
             "                Y[i] = %s;\n"
             "            }\n"
             "        }\n"
-            "%s}\n",
-            S > 1 ? "acc[q][r][u]" : "warp_sum(acc[q][r][u])", lin_value(g, j, early), persist ? "    }\n" : "");
+            "}\n",
+            S > 1 ? "acc[q][r][u]" : "warp_sum(acc[q][r][u])", lin_value(g, j, early));
     /* the name tells the variants apart: warps per row, and the loads and prefetch select chose */
     const char *more = arena_printf(g->c->arena, "%s%s%s", S > 1 ? arena_printf(g->c->arena, "s%d", S) : "",
                                     ch->p[3] > 0 ? arena_printf(g->c->arena, "b%d", ch->p[3]) : "",
-                                    ch->p[4] ? arena_printf(g->c->arena, "p%d%s", ch->p[4] > 0 ? ch->p[4] : 0,
-                                                            persist ? arena_printf(g->c->arena, "g%d", ch->p[5]) : "")
-                                             : persist ? arena_printf(g->c->arena, "g%d", ch->p[5]) : "");
+                                    ch->p[4] ? arena_printf(g->c->arena, "p%d", ch->p[4] > 0 ? ch->p[4] : 0) : "");
     return cg_kernel(g, j->n, &t, lin_suffix(g, j, "gemv", R, more));
 }
 
@@ -1135,8 +1098,7 @@ static bool emit_linear(CudaGen *g, Node *n)
         RtLaunch *l;
         if (ch->family == KF_GEMV) {
             l = cg_launch(g, n, gemv_kernel(g, &j, ch), nargs, args, 256);
-            int nb = lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch));
-            set_grid(l, j.nparts == 1 && ch->p[5] > 0 && ch->p[5] < nb ? ch->p[5] : nb, 1, 1);
+            set_grid(l, lin_grid(&j, 8 * ch->p[0] / ir_gemv_warps_per_row(ch)), 1, 1);
             l->grid_tok[1] = 4;
         } else if (ch->p[1] == 256) {   /* 128 x 256 tiles (wgmma or mma.sync): blockIdx.x the M tile, .y the column block */
             bool wg = ch->family == KF_WGMMA;
@@ -1456,7 +1418,9 @@ static const char *attn_mma_kernel(CudaGen *g, const Node *n, bool half)
  * leaves its sums (with its max, phi) in the scratch buffer and counts itself
  * done; the last of a head's pieces adds them up and writes O (FlashDecoding++'s
  * unified max: pieces with the same phi add without rescaling), loading every
- * piece's sums in one round trip.  A context of one piece writes O directly. */
+ * piece's sums in one round trip: H100, Llama-3.2-1B decode, same run, 861.6
+ * tok/s with three (max, sums, columns) -> 870.0 (bench/RESULTS.md, 2026-12-07).
+ * A context of one piece writes O directly. */
 static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc, int vc)
 {
     int64_t hq = n->src[0]->shape[1], hkv = n->src[1]->shape[1], dh = n->src[0]->shape[2];
