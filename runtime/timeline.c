@@ -126,7 +126,8 @@ bool rt_tl_report(FILE *f, const RtProgram *p, int64_t T, int64_t T_tail, RtTlRe
         if (r->end > last)
             last = r->end;
         fprintf(f, "  %-4d %-34.34s %7lld %9.2f %9.2f %9.2f %9.2f %8.2f  %.*s%s\n", i, L->kernel, (long long)r->blocks,
-                (double)(r->start - t0) * 1e-3, (double)(r->first_wait - t0) * 1e-3, (double)(r->waited - t0) * 1e-3, (double)(r->end - t0) * 1e-3, r->adds,
+                (double)(r->start - t0) * 1e-3, (double)(r->first_wait - t0) * 1e-3, (double)(r->waited - t0) * 1e-3,
+                (double)(r->end - t0) * 1e-3, r->adds,
                 line_len(L->what), L->what ? L->what : "", r->got < r->blocks ? " (some blocks not logged)" : "");
         int s = 0;
         while (s < nsum && strcmp(sum[s].kernel, L->kernel))
