@@ -85,7 +85,8 @@ typedef struct KernelChoice {
                                     to L2 (0: up to 128, -1: none); MMA: BM, BN, BK, warps, split A
                                     (1: activations as two 16-bit terms), K splits (0/1: none); WGMMA: BM, BN, BK,
                                     warpgroups, weight stages; ATTN_SPLIT: least keys per piece, most pieces,
-                                    KB of a later launch's weights pulled into L2 (0: none) */
+                                    KB of a later launch's weights pulled into L2 (0: none), early cached keys (1/0:
+                                    each warp loads its first 8 before waiting) */
     bool x_f16, y_f16;           /* the variant reads its input x (a linear's) / writes its output as f16 values
                                     (select: where the only readers of an activation are wgmma GEMMs) */
     const char *why;

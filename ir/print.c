@@ -157,6 +157,8 @@ void ir_print_choice(const KernelChoice *k, FILE *f)
         fprintf(f, " keys/piece>=%d pieces<=%d", k->p[0], k->p[1]);
         if (k->p[2] > 0)
             fprintf(f, " ahead=%dKB", k->p[2]);
+        if (k->p[3])
+            fputs(" early-kv", f);
         break;
     case KF_ATTN_ROWS: case KF_ATTN_MMA: case KF_NORM_ROWS: case KF_NORM_IN_GEMV: break;
     }

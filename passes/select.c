@@ -318,18 +318,33 @@ static void select_linear(Compilation *c, Node *n, int sms)
     }
 }
 
+/* Decode attention: each warp loads its first 8 cached keys and values (written by earlier
+ * steps) before it waits for the kernel before, and holds them in 2 x 8 x head_dim/32
+ * registers across the wait.  The kernel has 96 registers: at head_dim 64 that fits (no
+ * spill), at 128 ptxas spills 280 bytes (28 without the early loads).  H100, same run
+ * (bench/RESULTS.md, 2026-12-07, seventeenth session): Llama-3.2-1B (head_dim 64) 870.0
+ * tok/s with them, 863.0 without; Llama-3.1-8B (128) 159.0 with, 166.2 without.
+ * MODELC_NO_EARLY_KV=1 turns them off for every head_dim. */
+enum { ATTN_EARLY_KV_MAX_DH = 64 };
+
 static void select_attention(Compilation *c, Node *n)
 {
     int64_t dh = n->src[0]->shape[2];
     bool tc = dh % 16 == 0 && dh <= 128;
     KernelChoice *k = choices(c, n, tc ? 3 : 2);
     int ahead = attn_prefetch_kb();
-    k[0] = (KernelChoice){.family = KF_ATTN_SPLIT, .min_T = 1, .max_T = 4, .p = {32, 16, ahead},
+    bool early = dh <= ATTN_EARLY_KV_MAX_DH && !getenv("MODELC_NO_EARLY_KV");
+    k[0] = (KernelChoice){.family = KF_ATTN_SPLIT, .min_T = 1, .max_T = 4, .p = {32, 16, ahead, early},
                           .why = arena_printf(c->arena, "decode: the context in up to 16 pieces of 32+ keys, one unified "
-                                              "max, the last piece of a head adds them up%s",
+                                              "max, the last piece of a head adds them up%s%s",
                                               ahead ? arena_printf(c->arena, "; pulls the first %d KB of the weights of "
                                                                    "the second linear launch after it into L2", ahead)
-                                                    : "")};
+                                                    : "",
+                                              early ? "; each warp loads its first 8 cached keys and values before "
+                                                      "waiting for the kernel before"
+                                                    : dh > ATTN_EARLY_KV_MAX_DH ? "; no early cached keys (at head_dim > 64 "
+                                                                                  "they spill registers)"
+                                                                                : "")};
     k[1] = (KernelChoice){.family = KF_ATTN_ROWS, .min_T = 5, .max_T = tc ? 63 : 0,
                           .why = tc ? "short prompt: 16 queries x 32-key tiles in f32, online softmax"
                                     : "prefill: 16 queries x 32-key tiles in f32, online softmax (head_dim not a multiple "

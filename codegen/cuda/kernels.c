@@ -1474,7 +1474,7 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
             "            Vc[dst + d] = V[src + d];\n"
             "        }\n",
             (long long)hq, (long long)hkv, splits, minch, (long long)g->counters, (long long)dh, (int)((dh + 31) / 32),
-            !getenv("MODELC_NO_EARLY_KV"), ir_attention_scale(n), n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T",
+            ch->p[3], ir_attention_scale(n), n->a.attn.causal ? "pos0 + t + 1" : "pos0 + T",
             (long long)dh, (long long)dh, (long long)dh, (long long)dh, (long long)dh,
             rope ? "KNAME_rope(K + src, d, (float)(pos0 + u))" : "K[src + d]");
     attn_core(f, rope);

@@ -456,6 +456,43 @@ static void check_epilogue(const Shape *s, DType dt)
     build_free(&b);
 }
 
+/* Decode attention loads each warp's first cached keys and values before its wait
+ * only where they fit its registers: head_dim up to 64 (hd48, Llama-3.2-1B), not
+ * 128 (Llama-3.1-8B, where they spill); MODELC_NO_EARLY_KV=1 turns them off for all. */
+static void test_attn_early_kv(void **state)
+{
+    (void)state;
+    const int which[] = {2, 3, 4};   /* head_dim 64, 128, 48 */
+    for (int off = 0; off < 2; off++) {
+        if (off)
+            setenv("MODELC_NO_EARLY_KV", "1", 1);
+        else
+            unsetenv("MODELC_NO_EARLY_KV");
+        for (int w = 0; w < 3; w++) {
+            Build b;
+            build(&b, &shapes[which[w]], DT_F16, 90);
+            bool early = !off && which[w] != 3;
+            int attns = 0;
+            for (int i = 0; i < b.comp.graph->n; i++) {
+                const Node *n = b.comp.graph->nodes[i];
+                if (n->op != OP_ATTENTION)
+                    continue;
+                attns++;
+                assert_int_equal(n->choice[0].family, KF_ATTN_SPLIT);
+                assert_int_equal(n->choice[0].p[3], early);
+                assert_int_equal(strstr(n->choice[0].why, "before waiting") != NULL, early);
+                assert_int_equal(strstr(n->choice[0].why, "they spill") != NULL, which[w] == 3);
+            }
+            assert_true(attns > 0);
+            const char *src = cuda_source(b.m);
+            assert_non_null(strstr(src, early ? "KB = 8, EKV = 1 }" : "KB = 8, EKV = 0 }"));
+            assert_null(strstr(src, early ? "KB = 8, EKV = 0 }" : "KB = 8, EKV = 1 }"));
+            build_free(&b);
+        }
+    }
+    unsetenv("MODELC_NO_EARLY_KV");
+}
+
 static void test_epilogue(void **state)
 {
     (void)state;
@@ -1043,6 +1080,7 @@ int main(void)
         cmocka_unit_test(test_select),
         cmocka_unit_test(test_gemv_prefetch_knob),
         cmocka_unit_test(test_attn_prefetch_knob),
+        cmocka_unit_test(test_attn_early_kv),
         cmocka_unit_test(test_epilogue),
         cmocka_unit_test(test_select_cpu_is_untouched),
         cmocka_unit_test(test_program),
