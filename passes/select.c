@@ -342,9 +342,10 @@ static void select_attention(Compilation *c, Node *n)
                                                     : "",
                                               early ? "; each warp loads its first 8 cached keys and values before "
                                                       "waiting for the kernel before"
-                                                    : dh > ATTN_EARLY_KV_MAX_DH ? "; no early cached keys (at head_dim > 64 "
-                                                                                  "they spill registers)"
-                                                                                : "")};
+                                                    : dh > ATTN_EARLY_KV_MAX_DH
+                                                        ? arena_printf(c->arena, "; no early cached keys (at head_dim > %d "
+                                                                       "they spill registers)", ATTN_EARLY_KV_MAX_DH)
+                                                        : "")};
     k[1] = (KernelChoice){.family = KF_ATTN_ROWS, .min_T = 5, .max_T = tc ? 63 : 0,
                           .why = tc ? "short prompt: 16 queries x 32-key tiles in f32, online softmax"
                                     : "prefill: 16 queries x 32-key tiles in f32, online softmax (head_dim not a multiple "

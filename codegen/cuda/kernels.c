@@ -1443,8 +1443,8 @@ static void emit_attn_split(CudaGen *g, Node *n, const KernelChoice *ch, int kc,
                "    pdl_launch();\n");
     if (na)   /* the lookahead, before waiting */
         emit_ahead(f, na, abytes);
-    /* before waiting too: the first 8 keys and values of each warp that earlier steps left in
-       the caches (the kernel before wrote only this step's) */
+    /* before waiting too, where select chose it (EKV: p[3]): the first 8 keys and values of each
+       warp that earlier steps left in the caches (the kernel before wrote only this step's) */
     fprintf(f,
             "    enum { HQ = %lld, HKV = %lld, SPLITS = %d, MINCH = %d, CNT = %lld, DH = %lld, ND = %d, KB = 8, EKV = %d };\n"
             "    const float SCALE = %.9ef;\n"
